@@ -1,0 +1,21 @@
+//! HTTP: the axum routers (health and metrics here; Twilio webhooks, the API,
+//! the console and Open311 in their own files) and the one error type.
+
+mod error;
+mod health;
+
+pub use error::{AppError, AppResult};
+
+use crate::app::AppState;
+use axum::Router;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(15),
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,216 @@
+//! The database: one `Db` holding either a SQLite or a PostgreSQL pool,
+//! migrations (ours, then the job queue's), and queries grouped by table.
+//!
+//! Queries are written once: the `on_db!`/`on_tx!` macros expand the same
+//! `sqlx::query` code for each backend, so the dialect both share (`$1`
+//! placeholders, `RETURNING`, `ON CONFLICT`) serves both, and the tests on
+//! both catch drift.
+
+pub mod events;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use events::{EventInput, append_event};
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction on either backend; River's `.tx` accepts the inner one.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same query code against whichever pool `Db` holds.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(pool) => {
+                let $c = pool;
+                $body
+            }
+            $crate::store::Db::Postgres(pool) => {
+                let $c = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs the same query code inside whichever transaction `Tx` holds.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub type DbResult<T> = Result<T, sqlx::Error>;
+
+impl Db {
+    /// Opens the database named by `database.url`, creating a SQLite file and
+    /// its folder when missing.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                // A ping on every checkout costs a round trip on each webhook.
+                .test_before_acquire(false)
+                .connect_with(opts)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        let path = sqlite_path(url)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create the database folder {}: {e}", dir.display())
+            })?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot open the SQLite database {}: {e}", path.display())
+            })?;
+        Ok(Db::Sqlite(pool))
+    }
+
+    /// Applies our migrations, then the job queue's.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => {
+                sqlx::migrate!("migrations/sqlite").run(pool).await?;
+                riverqueue::migrate::SqliteMigrator::new(pool.clone())
+                    .migrate_up()
+                    .await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::migrate!("migrations/postgres").run(pool).await?;
+                riverqueue::migrate::PostgresMigrator::new(pool.clone())
+                    .migrate_up()
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a transaction that may write (`BEGIN IMMEDIATE` on SQLite, so a
+    /// read-then-write cannot fail with `SQLITE_BUSY` under concurrent writers).
+    pub async fn begin(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(riverqueue::database::begin_sqlite_write(pool).await?),
+            Db::Postgres(pool) => Tx::Postgres(riverqueue::database::begin_postgres(pool).await?),
+        })
+    }
+
+    /// `/readyz`: can we reach the database right now?
+    pub async fn ping(&self) -> bool {
+        let r: DbResult<i64> = on_db!(self, |c| sqlx::query_scalar("SELECT 1").fetch_one(c).await);
+        r.is_ok()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, |c| c.close().await)
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+/// `sqlite://data/x.db`, `sqlite:data/x.db` and `sqlite:///abs/x.db` name files.
+pub fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| anyhow::anyhow!("`{url}` is not a sqlite:// URL"))?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    if rest.is_empty() {
+        anyhow::bail!("`{url}` names no file");
+    }
+    Ok(PathBuf::from(rest))
+}
+
+/// The current time as stored: Unix milliseconds.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A stored time as RFC 3339 for the API.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Whether an error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_files() {
+        assert_eq!(
+            sqlite_path("sqlite://data/hotline580.db").unwrap(),
+            PathBuf::from("data/hotline580.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db").unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:x.db?mode=rwc").unwrap(),
+            PathBuf::from("x.db")
+        );
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+}
