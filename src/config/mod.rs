@@ -256,7 +256,7 @@ impl Config {
                 continue;
             };
             let path = rest.to_ascii_lowercase().replace("__", ".");
-            let value = env_value(&path, value);
+            let value = env_value(value);
             layers = layers
                 .set_override(path.clone(), value)
                 .map_err(|e| invalid(&path, e.to_string()))?;
@@ -429,16 +429,14 @@ impl Config {
 
 /// Environment values are strings; lists such as `[2, 5, 10]` are read as TOML
 /// so `HOTLINE580__DISPATCH__RADIUS_KM="[1, 2]"` works. Phone numbers stay text.
-fn env_value(path: &str, value: &str) -> config::Value {
+fn env_value(value: &str) -> config::Value {
     let t = value.trim();
-    if t.starts_with('[') {
-        if let Ok(parsed) = toml::from_str::<toml::Table>(&format!("v = {t}")) {
-            if let Some(v) = parsed.get("v") {
-                return toml_to_config(v);
-            }
-        }
+    if t.starts_with('[')
+        && let Ok(parsed) = toml::from_str::<toml::Table>(&format!("v = {t}"))
+        && let Some(v) = parsed.get("v")
+    {
+        return toml_to_config(v);
     }
-    let _ = path;
     config::Value::from(value.to_string())
 }
 

@@ -38,7 +38,14 @@ impl PhoneNumber {
             return Err(PhoneError::Empty);
         }
         let region = parse_region(default_region)?;
-        let number = phonenumber::parse(Some(region), &cleaned)
+        // A number with its country code is read without a region: the crate
+        // misjudges validity when the default region differs from the number's.
+        let region = if cleaned.starts_with('+') {
+            None
+        } else {
+            Some(region)
+        };
+        let number = phonenumber::parse(region, &cleaned)
             .map_err(|_| PhoneError::Unparseable(input.trim().to_string()))?;
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid(input.trim().to_string()));

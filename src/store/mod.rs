@@ -134,7 +134,10 @@ impl Db {
 
     /// `/readyz`: can we reach the database right now?
     pub async fn ping(&self) -> bool {
-        let r: DbResult<i64> = on_db!(self, |c| sqlx::query_scalar("SELECT 1").fetch_one(c).await);
+        let r = on_db!(self, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|_| ()));
         r.is_ok()
     }
 
