@@ -5,8 +5,10 @@
 //! it went; operators watch and act in a live console. See `DESIGN.md`.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod store;
 pub mod telemetry;

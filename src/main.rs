@@ -25,6 +25,126 @@ enum Command {
     Serve,
     /// Apply migrations and exit
     Migrate,
+    /// Upsert volunteers or residents from a CSV file, all or nothing
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Manage console logins
+    Operator {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// volunteers.csv: name,phone,lat,lon,skills,languages,max_active
+    Volunteers {
+        file: PathBuf,
+        /// Only validate; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// residents.csv: name,phone,address,lat,lon,language,grid[,contact]
+    Residents {
+        file: PathBuf,
+        /// Only validate; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorAction {
+    /// Create a login; the password is the first line of standard input
+    Add {
+        username: String,
+        #[arg(long, default_value = "operator", value_parser = ["admin", "operator"])]
+        role: String,
+    },
+}
+
+mod cli {
+    //! The commands' bodies: thin calls into the library, with messages for a person.
+    use super::ImportWhat;
+    use hotline580::config::Config;
+    use hotline580::import::{self, ImportError};
+    use hotline580::store::Db;
+    use std::io::{BufRead, IsTerminal};
+
+    pub async fn import(config: &Config, what: ImportWhat) -> anyhow::Result<()> {
+        let region = &config.settings.telephony.default_region;
+        let (file, dry_run) = match &what {
+            ImportWhat::Volunteers { file, dry_run } | ImportWhat::Residents { file, dry_run } => {
+                (file, *dry_run)
+            }
+        };
+        let reader = std::fs::File::open(file)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", file.display()))?;
+        let reader = std::io::BufReader::new(reader);
+        let report = |e: ImportError| -> anyhow::Error {
+            if let ImportError::Rows(rows) = &e {
+                for r in rows {
+                    eprintln!("{}:{r}", file.display());
+                }
+            }
+            anyhow::anyhow!("{}: {e}", file.display())
+        };
+        enum Parsed {
+            Volunteers(Vec<import::VolunteerRow>),
+            Residents(Vec<import::ResidentRow>, bool),
+        }
+        let parsed = match what {
+            ImportWhat::Volunteers { .. } => {
+                Parsed::Volunteers(import::parse_volunteers(reader, region).map_err(report)?)
+            }
+            ImportWhat::Residents { .. } => {
+                let (rows, has_contact) =
+                    import::parse_residents(reader, region).map_err(report)?;
+                Parsed::Residents(rows, has_contact)
+            }
+        };
+        let count = match &parsed {
+            Parsed::Volunteers(r) => r.len(),
+            Parsed::Residents(r, _) => r.len(),
+        };
+        if dry_run {
+            println!("{count} rows are valid; nothing was written (--dry-run)");
+            return Ok(());
+        }
+        let db = Db::connect(&config.settings.database.url).await?;
+        db.migrate().await?;
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(count as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let progress = |n: usize| bar.set_position(n as u64);
+        let summary = match &parsed {
+            Parsed::Volunteers(rows) => import::import_volunteers(&db, rows, &progress).await?,
+            Parsed::Residents(rows, has_contact) => {
+                import::import_residents(&db, rows, *has_contact, &progress).await?
+            }
+        };
+        bar.finish_and_clear();
+        println!("{} inserted, {} updated", summary.inserted, summary.updated);
+        db.close().await;
+        Ok(())
+    }
+
+    pub async fn operator_add(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\n', '\r']);
+        let role = role.parse()?;
+        let db = Db::connect(&config.settings.database.url).await?;
+        db.migrate().await?;
+        hotline580::auth::create_operator(&db, username, password, role).await?;
+        println!("operator {username} created ({role})");
+        db.close().await;
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
@@ -57,6 +177,10 @@ fn main() -> ExitCode {
                 eprintln!("migrations applied");
                 Ok(())
             }
+            Command::Import { what } => cli::import(&config, what).await,
+            Command::Operator {
+                action: OperatorAction::Add { username, role },
+            } => cli::operator_add(&config, &username, &role).await,
         }
     });
     match result {
