@@ -31,7 +31,7 @@ pub struct SentMessage {
 pub enum SendError {
     /// Worth trying again later (429, 5xx, 408, a timeout, no connection);
     /// `retry_after` is the provider's `Retry-After` when it gave one.
-    #[error("{message} (will retry)")]
+    #[error("{message}")]
     Retryable {
         message: String,
         retry_after: Option<Duration>,
