@@ -8,5 +8,6 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod ivr;
 pub mod store;
 pub mod telemetry;
