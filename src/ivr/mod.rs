@@ -15,10 +15,15 @@
 //!    Twilio's `transcribeCallback`: it carries `TranscriptionText` for the recording
 //!    with that `RecordingUrl`; it is not a call step.
 
+mod engine;
 mod script;
 mod twiml;
 mod words;
 
+#[cfg(test)]
+mod tests;
+
+pub use engine::{CallState, Effect, Input, KnownCaller, Learned, StepContext, StepResult, step};
 pub use script::{
     Choice, Field, GlobalKeys, GlobalWords, Node, NodeKind, Part, Prompt, Script, ScriptError,
     Start, TransferTo, parse_script,
