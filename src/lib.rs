@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod ivr;
 pub mod store;
 pub mod telemetry;
 pub mod telephony;
