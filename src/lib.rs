@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod store;
