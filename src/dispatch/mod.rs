@@ -4,3 +4,4 @@
 //! for residents' texts.
 
 pub mod commands;
+pub mod matching;
