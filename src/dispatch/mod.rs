@@ -5,3 +5,4 @@
 
 pub mod commands;
 pub mod matching;
+pub mod messages;
