@@ -4,5 +4,6 @@
 //! for residents' texts.
 
 pub mod commands;
+pub mod keywords;
 pub mod matching;
 pub mod messages;
