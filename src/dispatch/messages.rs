@@ -407,13 +407,16 @@ pub fn unknown_command(lang: Language) -> String {
     }
 }
 
-/// To a number with no address on file: an operator will call back.
-pub fn unknown_sender(lang: Language) -> String {
+/// To a number with no address on file: an operator will call back; in an emergency, call
+/// `emergency_number` (the setting `emergency.number`).
+pub fn unknown_sender(lang: Language, emergency_number: &str) -> String {
     if zh(lang) {
-        format!("{SIGN_ZH}已收到您的短信，工作人员会尽快给您回电。紧急情况请拨打120。")
+        format!(
+            "{SIGN_ZH}已收到您的短信，工作人员会尽快给您回电。紧急情况请拨打{emergency_number}。"
+        )
     } else {
         format!(
-            "{SIGN_EN} We got your message; an operator will call you back soon. In an emergency call 120."
+            "{SIGN_EN} We got your message; an operator will call you back soon. In an emergency call {emergency_number}."
         )
     }
 }
@@ -504,7 +507,7 @@ mod tests {
             opted_in(lang),
             points(lang, 1_250),
             unknown_command(lang),
-            unknown_sender(lang),
+            unknown_sender(lang, "120"),
             rating_question(lang, Category::Escort),
             rating_thanks(lang, 5),
             rating_thanks(lang, 1),
