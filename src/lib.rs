@@ -7,6 +7,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod import;
