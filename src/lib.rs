@@ -12,6 +12,8 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod ivr;
+pub mod jobs;
+pub mod outbox;
 pub mod store;
 pub mod telemetry;
 pub mod telephony;

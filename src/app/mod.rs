@@ -13,6 +13,24 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    /// The IVR script that answers calls (validated at start).
+    pub script: Arc<crate::ivr::Script>,
+    pub provider: Arc<dyn crate::telephony::Provider>,
+    /// The job queue's client: handlers insert jobs in their transactions.
+    pub jobs: riverqueue::Client,
+}
+
+impl AppState {
+    pub fn job_deps(&self) -> crate::jobs::JobDeps {
+        let cell = std::sync::OnceLock::new();
+        let _ = cell.set(self.jobs.clone());
+        crate::jobs::JobDeps {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            provider: self.provider.clone(),
+            jobs: Arc::new(cell),
+        }
+    }
 }
 
 /// The process-wide metrics recorder (installed once, shared by every app in a test process).
@@ -43,10 +61,28 @@ impl Application {
         let listener = TcpListener::bind(&listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (server.listen): {e}"))?;
+        let script = crate::ivr::load(&config.settings.ivr.scripts_dir, &config.settings.ivr.entry)
+            .map_err(|errors| {
+                let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                anyhow::anyhow!("the IVR script is invalid:\n{}", list.join("\n"))
+            })?;
+        let config = Arc::new(config);
+        let provider = crate::telephony::try_build(&config, &db)?;
+        let deps = crate::jobs::JobDeps {
+            db: db.clone(),
+            config: config.clone(),
+            provider: provider.clone(),
+            jobs: Arc::new(std::sync::OnceLock::new()),
+        };
+        let jobs = crate::jobs::build_client(deps.clone())?;
+        let _ = deps.jobs.set(jobs.clone());
         let state = AppState {
             db,
-            config: Arc::new(config),
+            config,
             metrics: metrics_handle(),
+            script: Arc::new(script),
+            provider,
+            jobs,
         };
         Ok(Application { listener, state })
     }
@@ -66,9 +102,14 @@ impl Application {
     ) -> anyhow::Result<()> {
         let router = crate::http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "hotline580 listening");
+        let mut run = self.state.jobs.start()?;
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        // Let running jobs finish; unfinished ones stay in the database for the next start.
+        if let Err(e) = run.stop().await {
+            tracing::warn!(error = %e, "stopping the job queue");
+        }
         self.state.db.close().await;
         Ok(())
     }

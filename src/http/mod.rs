@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+pub mod twilio;
 
 pub use error::{AppError, AppResult};
 
@@ -12,6 +13,7 @@ use axum::Router;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(twilio::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -187,6 +187,7 @@ impl TestApp {
 
     pub async fn spawn_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         let config = config_from(&base_env(&db, extra));
+        hotline580::telemetry::init(&config.settings.log);
         let app = Application::build(config)
             .await
             .expect("the service starts");
