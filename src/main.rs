@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         what: ImportWhat,
     },
+    /// Validate IVR scripts
+    Scripts {
+        #[command(subcommand)]
+        action: ScriptsAction,
+    },
     /// Manage console logins
     Operator {
         #[command(subcommand)]
@@ -53,6 +58,12 @@ enum ImportWhat {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ScriptsAction {
+    /// Check every script in DIR (default: ivr.scripts_dir); errors name file and line
+    Check { dir: Option<PathBuf> },
 }
 
 #[derive(Subcommand)]
@@ -178,6 +189,19 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Import { what } => cli::import(&config, what).await,
+            Command::Scripts { action: ScriptsAction::Check { dir } } => {
+                let dir = dir.unwrap_or_else(|| config.settings.ivr.scripts_dir.clone());
+                let (ok, errors) = hotline580::ivr::check_command(&dir);
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                if errors.is_empty() {
+                    println!("{ok} script(s) in {} are valid", dir.display());
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("{} error(s) in the scripts of {}", errors.len(), dir.display()))
+                }
+            }
             Command::Operator {
                 action: OperatorAction::Add { username, role },
             } => cli::operator_add(&config, &username, &role).await,
