@@ -189,7 +189,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Import { what } => cli::import(&config, what).await,
-            Command::Scripts { action: ScriptsAction::Check { dir } } => {
+            Command::Scripts {
+                action: ScriptsAction::Check { dir },
+            } => {
                 let dir = dir.unwrap_or_else(|| config.settings.ivr.scripts_dir.clone());
                 let (ok, errors) = hotline580::ivr::check_command(&dir);
                 for e in &errors {
@@ -199,7 +201,11 @@ fn main() -> ExitCode {
                     println!("{ok} script(s) in {} are valid", dir.display());
                     Ok(())
                 } else {
-                    Err(anyhow::anyhow!("{} error(s) in the scripts of {}", errors.len(), dir.display()))
+                    Err(anyhow::anyhow!(
+                        "{} error(s) in the scripts of {}",
+                        errors.len(),
+                        dir.display()
+                    ))
                 }
             }
             Command::Operator {

@@ -192,13 +192,25 @@ fn a_bad_configuration_names_the_key() {
 #[test]
 fn scripts_check_accepts_the_shipped_script_and_names_file_and_line_of_errors() {
     let o = Command::new(env!("CARGO_BIN_EXE_hotline580"))
-        .args(["scripts", "check", concat!(env!("CARGO_MANIFEST_DIR"), "/ivr-scripts")])
+        .args([
+            "scripts",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/ivr-scripts"),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ivr-scripts/default.toml")).unwrap();
-    std::fs::write(dir.path().join("broken.toml"), format!("{shipped}\n[[[not toml")).unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/ivr-scripts/default.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        format!("{shipped}\n[[[not toml"),
+    )
+    .unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_hotline580"))
         .args(["scripts", "check", &dir.path().display().to_string()])
         .output()
