@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+pub mod session;
 
 pub use error::{AppError, AppResult};
 
