@@ -7,6 +7,8 @@
 //! both catch drift.
 
 pub mod events;
+pub mod requests;
+pub mod volunteers;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
