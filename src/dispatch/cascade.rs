@@ -460,33 +460,7 @@ async fn req_has_sla_reason(tx: &mut Tx, request_id: i64) -> sqlx::Result<bool> 
 
 /// The `offer_expiry` job: a still-pending offer expires and the cascade moves on.
 pub async fn expire_offer(deps: &JobDeps, client: &Client, offer_id: i64) -> anyhow::Result<()> {
-    let mut tx = deps.db.begin().await?;
-    let request_id: Option<i64> = crate::on_tx!(&mut tx, |c| {
-        sqlx::query_scalar(
-        "UPDATE offers SET status = 'expired', answered_at = $2 WHERE id = $1 AND status = 'pending' RETURNING request_id"
-    )
-    .bind(offer_id)
-    .bind(now_ms())
-    .fetch_optional(c)
-    .await
-    })?;
-    let Some(request_id) = request_id else {
-        tx.rollback().await?;
-        return Ok(()); // answered in time: nothing to do
-    };
-    append_event(
-        &mut tx,
-        EventInput {
-            request_id: Some(request_id),
-            kind: "offer.answered",
-            actor: "system",
-            data: json!({ "offer_id": offer_id, "status": "expired" }),
-        },
-    )
-    .await?;
-    next_wave_if_idle(client, &mut tx, request_id).await?;
-    tx.commit().await?;
-    Ok(())
+    close_pending_offer(deps, client, offer_id, "expired").await
 }
 
 /// An offer SMS that cannot be delivered counts as a decline at once.
@@ -495,29 +469,43 @@ pub async fn offer_undeliverable(deps: &JobDeps, offer_id: i64) -> anyhow::Resul
         .jobs
         .get()
         .ok_or_else(|| anyhow::anyhow!("the job queue is not running"))?;
+    close_pending_offer(deps, client, offer_id, "failed").await
+}
+
+/// Ends a still-pending offer with `status` (`expired` or `failed`) and moves the
+/// cascade on; an offer already answered is left alone.
+async fn close_pending_offer(
+    deps: &JobDeps,
+    client: &Client,
+    offer_id: i64,
+    status: &'static str,
+) -> anyhow::Result<()> {
     let mut tx = deps.db.begin().await?;
     let request_id: Option<i64> = crate::on_tx!(&mut tx, |c| {
         sqlx::query_scalar(
-        "UPDATE offers SET status = 'failed', answered_at = $2 WHERE id = $1 AND status = 'pending' RETURNING request_id"
-    )
-    .bind(offer_id)
-    .bind(now_ms())
-    .fetch_optional(c)
-    .await
-    })?;
-    if let Some(request_id) = request_id {
-        append_event(
-            &mut tx,
-            EventInput {
-                request_id: Some(request_id),
-                kind: "offer.answered",
-                actor: "system",
-                data: json!({ "offer_id": offer_id, "status": "failed" }),
-            },
+            "UPDATE offers SET status = $3, answered_at = $2 WHERE id = $1 AND status = 'pending' RETURNING request_id",
         )
-        .await?;
-        next_wave_if_idle(client, &mut tx, request_id).await?;
-    }
+        .bind(offer_id)
+        .bind(now_ms())
+        .bind(status)
+        .fetch_optional(c)
+        .await
+    })?;
+    let Some(request_id) = request_id else {
+        tx.rollback().await?;
+        return Ok(());
+    };
+    append_event(
+        &mut tx,
+        EventInput {
+            request_id: Some(request_id),
+            kind: "offer.answered",
+            actor: "system",
+            data: json!({ "offer_id": offer_id, "status": status }),
+        },
+    )
+    .await?;
+    next_wave_if_idle(client, &mut tx, request_id).await?;
     tx.commit().await?;
     Ok(())
 }
