@@ -255,6 +255,17 @@ async fn accept(
     let lang = v.lang();
     let code = code_of(offer);
     let now = now_ms();
+    // Acceptances of one request queue on its row first. Without this lock, on
+    // PostgreSQL two acceptors each hold their own offer's row, wait on each other
+    // through the unique index and the withdrawal of pending offers, and deadlock
+    // (the loser got a 500). SQLite's write transactions are already serial.
+    crate::on_tx!(tx, |c| sqlx::query(
+        "UPDATE requests SET updated_at = updated_at WHERE id = $1"
+    )
+    .bind(offer.request_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let won = crate::on_tx!(tx, |c| {
         sqlx::query(
         "UPDATE offers SET status = 'accepted', answered_at = $2 WHERE id = $1 AND status = 'pending' \
