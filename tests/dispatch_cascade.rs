@@ -345,10 +345,90 @@ async fn an_inbound_sms_delivered_twice_has_its_effect_once(backend: Backend) {
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM messages").await, 2);
 }
 
+/// `choose` looks in small rings first: its answer must equal the ranking of every
+/// volunteer in the full radius.
+async fn choosing_in_rings_equals_ranking_everyone(backend: Backend) {
+    use hotline580::dispatch::matching::{Candidate, Need, rank};
+    use hotline580::domain::{Category, GeoPoint, Grade, Language};
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    let centre = GeoPoint::new(29.5600, 106.5700).unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut all = Vec::new();
+    for i in 0..400i64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let lat = 29.5600 + ((x % 6_000) as f64 - 3_000.0) / 111_195.0;
+        let lon = 106.5700 + (((x >> 16) % 6_000) as f64 - 3_000.0) / 96_800.0;
+        let skills = if x >> 40 & 1 == 0 {
+            "repair"
+        } else {
+            "errands"
+        };
+        let languages = if x >> 41 & 3 == 0 { "en" } else { "zh" };
+        let last = (x >> 43 & 1 == 1).then_some((x >> 44 & 0xFFF) as i64);
+        let id: i64 = hotline580::on_db!(&app.state.db, |c| sqlx::query_scalar(
+            "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, last_offered_at, quiet_hours, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, 'off', 0, 0) RETURNING id"
+        )
+        .bind(format!("v{i}"))
+        .bind(format!("+86139{:08}", 5_000 + i))
+        .bind(lat)
+        .bind(lon)
+        .bind(skills)
+        .bind(languages)
+        .bind(last)
+        .fetch_one(c)
+        .await)
+        .unwrap();
+        all.push(Candidate {
+            id,
+            position: GeoPoint::new(lat, lon).unwrap(),
+            skills: vec![skills.parse().unwrap()],
+            languages: vec![languages.parse().unwrap()],
+            available: true,
+            opted_out: false,
+            active_jobs: 0,
+            max_active: 1,
+            quiet_hours: None,
+            last_offered_at: last,
+            already_offered: false,
+        });
+    }
+    for radius_m in [300.0, 1_000.0, 2_000.0, 5_000.0] {
+        for size in [1usize, 3, 10, 50] {
+            let need = Need {
+                category: Category::Repair,
+                grade: Grade::Yellow,
+                position: centre,
+                language: Language::Zh,
+                radius_m,
+                local_time: jiff::civil::Time::constant(12, 0, 0, 0),
+            };
+            let mut tx = app.state.db.begin().await.unwrap();
+            let got: Vec<i64> =
+                hotline580::dispatch::cascade::choose(&mut tx, 0, &need, None, size)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(v, _)| v.id)
+                    .collect();
+            tx.rollback().await.unwrap();
+            let want: Vec<i64> = rank(&need, &all, size)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(got, want, "radius {radius_m} size {size}");
+        }
+    }
+}
+
 on_both_backends!(
     nearest_with_the_skill_first_then_outwards_wave_by_wave,
     a_red_request_is_offered_to_three_at_once,
     ten_acceptances_at_once_make_exactly_one_assignment,
     an_expiry_survives_a_restart_and_the_next_volunteer_is_offered,
     an_inbound_sms_delivered_twice_has_its_effect_once,
+    choosing_in_rings_equals_ranking_everyone,
 );

@@ -46,21 +46,22 @@ pub async fn load_request(tx: &mut Tx, id: i64) -> sqlx::Result<Option<RequestFo
         .await)
 }
 
+/// A volunteer chosen for a wave, with what the offer needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct VolunteerRow {
-    id: i64,
-    lat: f64,
-    lon: f64,
-    skills: String,
-    languages: String,
-    available: bool,
-    opted_out: bool,
-    max_active: i64,
-    quiet_hours: Option<String>,
-    last_offered_at: Option<i64>,
-    active_jobs: i64,
-    already_offered: i64,
-    phone: String,
+pub struct VolunteerRow {
+    pub id: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub skills: String,
+    pub languages: String,
+    pub available: bool,
+    pub opted_out: bool,
+    pub max_active: i64,
+    pub quiet_hours: Option<String>,
+    pub last_offered_at: Option<i64>,
+    pub active_jobs: i64,
+    pub already_offered: i64,
+    pub phone: String,
 }
 
 /// Volunteers inside the wave's bounding box (served by the position index).
@@ -87,6 +88,51 @@ async fn candidates_near(
         .fetch_all(c)
         .await
     })
+}
+
+/// The first search radius; it doubles up to the wave's radius.
+const FIRST_RING_M: f64 = 250.0;
+
+/// The best `size` volunteers for `need` (within `need.radius_m`), best first, with
+/// their distance: the query the offer cascade runs for each wave, then the pure ranking.
+///
+/// It looks in a small box first and doubles it only when needed, so a dense city loads
+/// tens of volunteers, not thousands. The answer is exactly the full radius's: a smaller
+/// ring's answer is kept only when every chosen volunteer is in a distance step nearer
+/// than any volunteer outside that ring can be (the ranking orders by those steps first).
+pub async fn choose(
+    tx: &mut Tx,
+    request_id: i64,
+    need: &Need,
+    default_quiet: Option<crate::config::ClockRange>,
+    size: usize,
+) -> sqlx::Result<Vec<(VolunteerRow, f64)>> {
+    let mut radius = FIRST_RING_M.min(need.radius_m);
+    loop {
+        let full = radius >= need.radius_m;
+        let ring = Need {
+            radius_m: radius,
+            ..need.clone()
+        };
+        let rows = candidates_near(tx, request_id, ring.position.bounding_box(radius)).await?;
+        let cands: Vec<Candidate> = rows
+            .iter()
+            .filter_map(|v| to_candidate(v, default_quiet))
+            .collect();
+        let ranked = matching::rank(&ring, &cands, size);
+        let outside_step = (radius / matching::DISTANCE_BUCKET_M).floor();
+        let exact = ranked.len() == size
+            && ranked
+                .iter()
+                .all(|(_, d)| (d / matching::DISTANCE_BUCKET_M).floor() < outside_step);
+        if full || exact {
+            return Ok(ranked
+                .into_iter()
+                .filter_map(|(id, d)| rows.iter().find(|r| r.id == id).map(|r| (r.clone(), d)))
+                .collect());
+        }
+        radius = (radius * 2.0).min(need.radius_m);
+    }
 }
 
 fn to_candidate(
@@ -196,19 +242,9 @@ pub async fn run_wave(
                 radius_m,
                 local_time: local.time(),
             };
-            let rows =
-                candidates_near(&mut tx, request_id, position.bounding_box(radius_m)).await?;
-            let cands: Vec<Candidate> = rows
-                .iter()
-                .filter_map(|v| to_candidate(v, deps.config.quiet_hours))
-                .collect();
             let size = settings.wave_sizes.size(grade, this_wave as u32) as usize;
-            let ranked = matching::rank(&need, &cands, size);
-            if !ranked.is_empty() {
-                chosen = ranked
-                    .into_iter()
-                    .filter_map(|(id, d)| rows.iter().find(|r| r.id == id).map(|r| (r.clone(), d)))
-                    .collect();
+            chosen = choose(&mut tx, request_id, &need, deps.config.quiet_hours, size).await?;
+            if !chosen.is_empty() {
                 break;
             }
             let widest = settings.radius_m(max_waves as u32);
