@@ -219,7 +219,7 @@ fn with_query(base: &str, path_suffix: &str, query: &str) -> String {
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn action_url(&self) -> String {
         with_query(
             &self.ctx.action_base,
@@ -228,8 +228,11 @@ impl Run<'_> {
         )
     }
 
-    fn node(&self) -> Option<&Node> {
-        self.script.node(&self.state.node)
+    /// Borrowed from the script, not from `self`: no node (with its word lists) is
+    /// cloned per step.
+    fn node(&self) -> Option<&'a Node> {
+        let script: &'a Script = self.script;
+        script.node(&self.state.node)
     }
 
     fn start(&mut self, known: Option<&KnownCaller>) {
@@ -268,8 +271,8 @@ impl Run<'_> {
     }
 
     fn over_budget(&mut self, input: &Input) {
-        let node = self.node().cloned();
-        match (input, node.as_ref().map(|n| &n.kind)) {
+        let node = self.node();
+        match (input, node.map(|n| &n.kind)) {
             (Input::DialResult { answered: true }, Some(NodeKind::Transfer { .. })) => {
                 return self.finish();
             }
@@ -300,7 +303,7 @@ impl Run<'_> {
     }
 
     fn answer(&mut self, input: &Input) {
-        let Some(node) = self.node().cloned() else {
+        let Some(node) = self.node() else {
             return self.restart();
         };
         match (input, &node.kind) {
@@ -319,11 +322,11 @@ impl Run<'_> {
                 self.enter(next, 0)
             }
             (Input::Digits(d), _) => match words::key(d) {
-                Some(k) => self.pressed(&k, &node),
-                None => self.miss(&node),
+                Some(k) => self.pressed(&k, node),
+                None => self.miss(node),
             },
-            (Input::Speech(t), _) => self.said(t, &node),
-            _ => self.miss(&node),
+            (Input::Speech(t), _) => self.said(t, node),
+            _ => self.miss(node),
         }
     }
 
@@ -514,14 +517,15 @@ impl Run<'_> {
 
     /// Moves to a node (resetting misses) and shows it.
     fn enter(&mut self, name: &str, hops: usize) {
-        let Some(node) = self.script.node(name).cloned() else {
+        let script: &'a Script = self.script;
+        let Some(node) = script.node(name) else {
             return self.finish();
         };
         if node.name != self.state.node {
             self.state.misses = 0;
         }
         self.state.node = node.name.clone();
-        self.show(&node, hops)
+        self.show(node, hops)
     }
 
     fn speech_rate(&self) -> u32 {

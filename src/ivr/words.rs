@@ -66,22 +66,56 @@ pub fn spoken_digit(text: &str) -> Option<char> {
         .map(|(d, _)| *d)
 }
 
+/// Whether `normalize(w) == w` already (script words nearly always are), so matching
+/// need not allocate a normalised copy of every word at every step.
+fn is_normalized(w: &str) -> bool {
+    !w.starts_with(' ')
+        && !w.ends_with(' ')
+        && !w.contains("  ")
+        && w.chars().all(|c| {
+            c == ' '
+                || !(c.is_whitespace()
+                    || (c.is_ascii_punctuation() && c != '\'' && c != '*' && c != '#')
+                    || ('\u{FF01}'..='\u{FF5E}').contains(&c)
+                    || matches!(c, '\u{3000}' | '\u{2018}' | '\u{2019}' | '\u{02BC}')
+                    || "，。、！？；：“”（）《》【】…—·".contains(c)
+                    || !c.to_lowercase().eq(std::iter::once(c)))
+        })
+}
+
+/// `word` occurs in `padded` (the utterance with a space at each end) as whole words.
+fn contains_whole(padded: &str, word: &str) -> bool {
+    padded
+        .match_indices(word)
+        .any(|(i, _)| padded[..i].ends_with(' ') && padded[i + word.len()..].starts_with(' '))
+}
+
 /// The length of the longest of `words` found in the utterance, if any. Words made of
 /// ASCII letters must match whole words ("no" is not in "know"); others anywhere.
 pub fn best_match(text: &str, words: &[String]) -> Option<usize> {
     let n = normalize(text);
     let padded = format!(" {n} ");
+    let compact = n.replace(' ', "");
     words
         .iter()
         .filter_map(|w| {
-            let w = normalize(w);
+            let w: std::borrow::Cow<'_, str> = if is_normalized(w) {
+                w.as_str().into()
+            } else {
+                normalize(w).into()
+            };
             if w.is_empty() {
                 return None;
             }
             let found = if w.chars().any(|c| c.is_ascii_alphabetic()) {
-                padded.contains(&format!(" {w} "))
+                contains_whole(&padded, &w)
             } else {
-                n.contains(&w) || n.replace(' ', "").contains(&w.replace(' ', ""))
+                n.contains(&*w)
+                    || (if w.contains(' ') {
+                        compact.contains(&w.replace(' ', ""))
+                    } else {
+                        compact.contains(&*w)
+                    })
             };
             found.then(|| w.chars().count())
         })
@@ -124,5 +158,20 @@ mod tests {
         );
         assert_eq!(best_match("I know", &words(&["no"])), None);
         assert_eq!(best_match("水 管", &words(&["水管"])), Some(2));
+        // Words written loosely in a script match as if normalised.
+        assert_eq!(
+            best_match("call the OPERATOR", &words(&[" Operator! "])),
+            Some(8)
+        );
+        assert_eq!(best_match("电话 漏 水", &words(&["漏 水"])), Some(3));
+    }
+
+    #[test]
+    fn the_normalised_fast_path_agrees_with_normalize() {
+        for w in [
+            "leak", "Leak", " leak", "can't", "can’t", "水管", "１", "a  b", "a b", "ok!", "ǅ",
+        ] {
+            assert_eq!(is_normalized(w), normalize(w) == w, "{w:?}");
+        }
     }
 }
