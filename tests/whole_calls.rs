@@ -20,6 +20,7 @@ const STRANGER: &str = "+8613700009999";
 const OPERATORS: &str = "+8613600000000";
 const HOTLINE: &str = "+862363580580";
 const PASSWORD: &str = "correct horse battery";
+const VOLUNTEER: &str = "+8613900000077";
 
 // ---- TwiML as a tree ----
 
@@ -157,6 +158,10 @@ async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, FakeTwilio
                VALUES ('张大爷', '+8613800000001', '解放碑1号', 29.5600, 106.5700, 'zh', '网格3', 0, 0)").await;
     exec(&app, "INSERT INTO residents (name, phone, address, lat, lon, language, grid, created_at, updated_at) \
                VALUES ('Mary Smith', '+8613800000002', '7 Harbour Road', 29.5610, 106.5710, 'en', '网格3', 0, 0)").await;
+    // Someone to offer every category to: with nobody, dispatch would escalate a request
+    // (`no_volunteer`) while a test still looks at it.
+    exec(&app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
+               VALUES ('近邻', '+8613900000077', 29.5610, 106.5710, 'repair;errands;escort;companion;other', 'zh', 1, 0, 0)").await;
     (app, twilio)
 }
 
@@ -722,8 +727,6 @@ async fn a_retried_step_gets_the_same_twiml_and_has_its_effect_once(backend: Bac
 /// `repair` request for that resident, as the operators' JSON API shows it.
 async fn keys_one_one_and_a_recording_make_a_repair_request_seen_in_the_api(backend: Backend) {
     let (app, twilio) = spawn(backend, &[]).await;
-    exec(&app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
-               VALUES ('近邻', '+8613900000001', 29.5610, 106.5710, 'repair', 'zh', 1, 0, 0)").await;
     let zhang = resident_id(&app, ZH_RESIDENT).await;
     let mut call = Call::start(&app, "CAdone", ZH_RESIDENT).await;
     call.press("1").await;
@@ -763,7 +766,7 @@ async fn keys_one_one_and_a_recording_make_a_repair_request_seen_in_the_api(back
     let sms = twilio
         .wait_for_messages(1, std::time::Duration::from_secs(15))
         .await;
-    assert_eq!(sms[0].to, "+8613900000001");
+    assert_eq!(sms[0].to, VOLUNTEER);
 }
 
 on_both_backends!(
