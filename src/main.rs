@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the service (applies pending migrations first)
     Serve,
+    /// Run the service on the simulated provider with a throwaway database and a seeded neighbourhood
+    Demo,
     /// Apply migrations and exit
     Migrate,
     /// Upsert volunteers or residents from a CSV file, all or nothing
@@ -182,6 +184,7 @@ fn main() -> ExitCode {
                 app.run_until_stopped(hotline580::app::shutdown_signal())
                     .await
             }
+            Command::Demo => hotline580::demo::run(config).await,
             Command::Migrate => {
                 let db = hotline580::store::Db::connect(&config.settings.database.url).await?;
                 db.migrate().await?;
