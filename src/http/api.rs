@@ -211,6 +211,9 @@ pub struct RequestJson {
     pub volunteer_id: Option<i64>,
     pub rating: Option<i64>,
     pub escalation_reason: Option<String>,
+    /// For the map; beyond the contract's fields, which clients ignore.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -235,6 +238,8 @@ impl From<RequestRow> for RequestJson {
             volunteer_id: r.volunteer_id,
             rating: r.rating,
             escalation_reason: r.escalation_reason,
+            lat: r.lat,
+            lon: r.lon,
             created_at: ms_to_rfc3339(r.created_at),
             updated_at: ms_to_rfc3339(r.updated_at),
         }

@@ -5,6 +5,7 @@ pub mod api;
 mod error;
 mod health;
 pub mod session;
+pub mod simulator;
 pub mod twilio;
 
 pub use error::{AppError, AppResult};
@@ -16,7 +17,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(twilio::routes())
-        .merge(api::routes().layer(session::layer(&state)))
+        .merge(
+            api::routes()
+                .merge(simulator::routes())
+                .layer(session::layer(&state)),
+        )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -21,6 +21,9 @@ pub struct RequestRow {
     pub volunteer_id: Option<i64>,
     pub rating: Option<i64>,
     pub escalation_reason: Option<String>,
+    /// Where help is needed: the address given in the call, else the resident's.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -29,7 +32,8 @@ macro_rules! select_requests {
     () => {
         "SELECT r.id, r.status, r.category, r.grade, r.channel, r.description, r.recording_url, \
      r.resident_id, p.name AS resident_name, p.phone AS resident_phone, p.address AS resident_address, \
-     r.caller_phone, r.volunteer_id, r.rating, r.escalation_reason, r.created_at, r.updated_at \
+     r.caller_phone, r.volunteer_id, r.rating, r.escalation_reason, \
+     COALESCE(r.lat, p.lat) AS lat, COALESCE(r.lon, p.lon) AS lon, r.created_at, r.updated_at \
      FROM requests r LEFT JOIN residents p ON p.id = r.resident_id"
     };
 }
