@@ -94,7 +94,7 @@ async fn a_call_and_a_yes_played_through_the_simulator_assign_the_request(backen
         greeting.contains("张大爷"),
         "a known caller is greeted by name: {greeting}"
     );
-    let mut step = |digits: &'static str| {
+    let step = |digits: &'static str| {
         let mut p = call.to_vec();
         p.push(("Digits", digits));
         p
