@@ -314,7 +314,7 @@ async fn requests_are_listed_newest_first_in_the_contracts_shape(backend: Backen
             "channel": "voice", "description": "a leaking tap", "recording_url": null,
             "resident": { "id": wang, "name": "王秀英", "phone": "+8613900000001", "address": "5 Jiefang Rd" },
             "caller_phone": "+8613800138000", "volunteer_id": null, "rating": null,
-            "escalation_reason": null,
+            "escalation_reason": null, "lat": null, "lon": null,
             "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
         })
     );
