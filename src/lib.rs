@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod followup;
 pub mod http;
 pub mod import;
 pub mod ivr;

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod error;
+pub mod followup;
 mod health;
 pub mod session;
 pub mod twilio;
@@ -16,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(twilio::routes())
+        .merge(followup::twilio_routes())
         .merge(api::routes().layer(session::layer(&state)))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

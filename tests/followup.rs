@@ -1,0 +1,487 @@
+//! Follow-up through the contract: a job done by SMS or by an operator, the
+//! resident's rating by SMS or by a survey call played through signed TwiML,
+//! revisits, closing unrated, every SLA clock, points, and the figures.
+
+mod common;
+mod support;
+
+use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, PUBLIC_URL, TestApp};
+use hotline580::on_db;
+use hotline580::telephony::signature::expected_signature;
+use serde_json::{Value, json};
+use std::time::Duration;
+use support::fake_twilio::FakeTwilio;
+
+const RESIDENT: &str = "+8613800000001";
+/// A Chongqing fixed line: asked by a survey call.
+const LANDLINE: &str = "+862363111111";
+const NEAR: &str = "+8613900000001";
+const OPERATORS: &str = "+8613700000009";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn spawn(backend: Backend, twilio: &FakeTwilio, extra: &[(&str, &str)]) -> TestApp {
+    let base = twilio.base_url();
+    let mut env = vec![
+        ("HOTLINE580__TELEPHONY__PROVIDER", "twilio"),
+        ("HOTLINE580__TWILIO__ACCOUNT_SID", ACCOUNT_SID),
+        ("HOTLINE580__TWILIO__AUTH_TOKEN", AUTH_TOKEN),
+        ("HOTLINE580__TWILIO__API_BASE", base.as_str()),
+        ("HOTLINE580__DISPATCH__QUIET_HOURS", "off"),
+        ("HOTLINE580__OPERATORS__PHONE", OPERATORS),
+    ];
+    env.extend_from_slice(extra);
+    TestApp::spawn_with(backend, &env).await
+}
+
+async fn exec(app: &TestApp, sql: &str) {
+    let sql = sql.to_string();
+    on_db!(&app.state.db, |c| sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .unwrap();
+}
+
+async fn scalar_i64(app: &TestApp, sql: &str) -> i64 {
+    let sql = sql.to_string();
+    on_db!(&app.state.db, |c| sqlx::query_scalar::<_, i64>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap()
+}
+
+async fn seed(app: &TestApp) {
+    exec(app, "INSERT INTO residents (name, phone, address, lat, lon, language, grid, created_at, updated_at) \
+               VALUES ('张大爷', '+8613800000001', '解放碑1号', 29.5600, 106.5700, 'zh', '网格3', 0, 0)").await;
+    exec(app, "INSERT INTO residents (name, phone, address, lat, lon, language, grid, created_at, updated_at) \
+               VALUES ('李奶奶', '+862363111111', '解放碑2号', 29.5602, 106.5702, 'zh', '网格3', 0, 0)").await;
+    exec(app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
+               VALUES ('近邻', '+8613900000001', 29.5610, 106.5710, 'repair;errands;companion', 'zh', 3, 0, 0)").await;
+}
+
+/// Posts a webhook signed as Twilio signs it.
+async fn post_signed(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = expected_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path_and_query}"), &owned);
+    let r = app
+        .client
+        .post(app.url(path_and_query))
+        .header("X-Twilio-Signature", sig)
+        .form(&owned)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> String {
+    let (status, reply) = post_signed(
+        app,
+        "/twilio/sms",
+        &[("MessageSid", sid), ("From", from), ("Body", body)],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    reply
+}
+
+/// Polls until `sql` returns `want` (the service's jobs run on their own).
+async fn wait_until(app: &TestApp, sql: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = scalar_i64(app, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited for `{sql}` to be {want}, still {got}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for an SMS to `to` whose body contains `needle`.
+async fn wait_for_sms(twilio: &FakeTwilio, to: &str, needle: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(m) = twilio
+            .messages_to(to)
+            .into_iter()
+            .find(|m| m.body.contains(needle))
+        {
+            return m.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SMS to {to} containing `{needle}`: {:#?}",
+            twilio.messages()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct Req {
+    status: String,
+    rating: Option<i64>,
+    escalation_reason: Option<String>,
+    complaint: Option<String>,
+}
+
+async fn req(app: &TestApp, id: i64) -> Req {
+    on_db!(&app.state.db, |c| sqlx::query_as::<_, Req>(
+        "SELECT status, rating, escalation_reason, complaint FROM requests WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await)
+    .unwrap()
+}
+
+/// A resident's text becomes a request, offered to NEAR, who accepts it.
+/// Returns the request id and the offer code.
+async fn accepted_job(app: &TestApp, twilio: &FakeTwilio, n: u32, text: &str) -> (i64, String) {
+    let before = twilio.messages_to(NEAR).len();
+    sms(app, &format!("SMR{n}"), RESIDENT, text).await;
+    let id = scalar_i64(app, "SELECT MAX(id) FROM requests").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while twilio.messages_to(NEAR).len() <= before {
+        assert!(tokio::time::Instant::now() < deadline, "no offer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let code: String = on_db!(&app.state.db, |c| sqlx::query_scalar(
+        "SELECT code FROM offers WHERE request_id = $1"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let reply = sms(app, &format!("SMA{n}"), NEAR, &format!("YES {code}")).await;
+    assert!(reply.contains("<Message>"), "{reply}");
+    assert_eq!(req(app, id).await.status, "assigned");
+    (id, code)
+}
+
+async fn volunteer_id(app: &TestApp) -> i64 {
+    scalar_i64(
+        app,
+        "SELECT id FROM volunteers WHERE phone = '+8613900000001'",
+    )
+    .await
+}
+
+// ---- completion and ratings ----
+
+async fn done_by_sms_then_a_rating_by_sms_closes_the_request(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    let (id, code) = accepted_job(&app, &twilio, 1, "厨房漏水").await;
+
+    let reply = sms(&app, "SMD1", NEAR, "完成").await;
+    assert!(
+        reply.contains(&code) && reply.contains("12"),
+        "thanked with the points: {reply}"
+    );
+    assert_eq!(req(&app, id).await.status, "done");
+    let vid = volunteer_id(&app).await;
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM points_ledger WHERE volunteer_id = {vid} AND request_id = {id} AND points = 12")).await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(
+            &app,
+            &format!("SELECT points FROM volunteers WHERE id = {vid}")
+        )
+        .await,
+        12
+    );
+
+    // The resident (a mobile) is asked by SMS, and answers in full-width digits.
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    let reply = sms(&app, "SMR1b", RESIDENT, "５").await;
+    assert!(reply.contains("5分"), "{reply}");
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "closed".into(),
+            rating: Some(5),
+            escalation_reason: None,
+            complaint: None
+        }
+    );
+    assert_eq!(
+        scalar_i64(&app, "SELECT COUNT(*) FROM requests").await,
+        1,
+        "a rating is no new request"
+    );
+    // The timeline tells who did what.
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND type = 'request.status' AND actor = 'volunteer:{vid}' AND data LIKE '%\"done\"%'")).await,
+        1
+    );
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND type = 'request.status' AND actor = 'resident' AND data LIKE '%\"closed\"%'")).await,
+        1
+    );
+    // A second DONE finds nothing open and earns nothing.
+    sms(&app, "SMD1b", NEAR, "DONE").await;
+    assert_eq!(
+        scalar_i64(&app, "SELECT COUNT(*) FROM points_ledger").await,
+        1
+    );
+}
+
+/// A request assigned to NEAR, written as dispatch would leave it.
+async fn seeded_assignment(app: &TestApp, resident_phone: &str) -> i64 {
+    let vid = volunteer_id(app).await;
+    exec(app, &format!(
+        "INSERT INTO requests (status, category, grade, channel, language, description, resident_id, caller_phone, volunteer_id, wave, classified_at, accepted_at, created_at, updated_at) \
+         SELECT 'assigned', 'companion', 'blue', 'voice', 'zh', '陪我聊天', id, phone, {vid}, 1, 1000, 2000, 1000, 2000 FROM residents WHERE phone = '{resident_phone}'"
+    )).await;
+    let id = scalar_i64(app, "SELECT MAX(id) FROM requests").await;
+    exec(app, &format!(
+        "INSERT INTO offers (request_id, volunteer_id, wave, code, status, sent_at, expires_at, answered_at) \
+         VALUES ({id}, {vid}, 1, '{}', 'accepted', 1000, 181000, 2000)", 100 + id
+    )).await;
+    id
+}
+
+async fn login(app: &TestApp) {
+    hotline580::auth::create_operator(
+        &app.state.db,
+        "alice",
+        "correct horse battery",
+        hotline580::domain::Role::Operator,
+    )
+    .await
+    .unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/login"))
+        .json(&json!({ "username": "alice", "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn operator_done(app: &TestApp, id: i64) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/requests/{id}/done")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    let id = seeded_assignment(&app, LANDLINE).await;
+
+    // No login: 401, nothing changes.
+    assert_eq!(operator_done(&app, id).await.status(), 401);
+    login(&app).await;
+    // Not JSON: refused, nothing changes.
+    let r = app
+        .client
+        .post(app.url(&format!("/api/requests/{id}/done")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(req(&app, id).await.status, "assigned");
+    assert_eq!(operator_done(&app, 9999).await.status(), 404);
+
+    let r = operator_done(&app, id).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "done");
+    assert_eq!(body["points_earned"], 6);
+    let r = operator_done(&app, id).await;
+    assert_eq!(r.status(), 409, "done twice is refused");
+    let err: Value = r.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("done"), "{err}");
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND actor = 'operator:alice' AND data LIKE '%\"done\"%'")).await,
+        1
+    );
+    // The volunteer is thanked by SMS with the points.
+    wait_for_sms(&twilio, NEAR, "6积分").await;
+
+    // The landline is called; the call's TwiML is ours, fetched signed.
+    let calls = twilio.wait_for_calls(1, WAIT).await;
+    assert_eq!(calls[0].to, LANDLINE);
+    let path = calls[0]
+        .url
+        .strip_prefix(PUBLIC_URL)
+        .expect("our URL")
+        .to_string();
+    assert_eq!(path, format!("/twilio/survey?request={id}"));
+    let call = [
+        ("CallSid", "CAS1"),
+        ("From", "+862363580580"),
+        ("To", LANDLINE),
+    ];
+    let (status, question) = post_signed(&app, &path, &call).await;
+    assert_eq!(status, 200);
+    assert!(
+        question.contains("<Gather") && question.contains("按1到5"),
+        "{question}"
+    );
+    let action = format!("/twilio/survey/answer?request={id}");
+    assert!(
+        question.contains(&action.replace('&', "&amp;")),
+        "{question}"
+    );
+    // An unsigned answer is refused and changes nothing.
+    let r = app
+        .client
+        .post(app.url(&action))
+        .form(&[("Digits", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A wrong key repeats the question.
+    let mut keyed = call.to_vec();
+    keyed.push(("Digits", "9"));
+    let (_, again) = post_signed(&app, &action, &keyed).await;
+    assert!(again.contains("<Gather"), "{again}");
+    let mut keyed = call.to_vec();
+    keyed.push(("Digits", "4"));
+    let (status, thanks) = post_signed(&app, &action, &keyed).await;
+    assert_eq!(status, 200);
+    assert!(
+        thanks.contains("4分") && thanks.contains("<Hangup"),
+        "{thanks}"
+    );
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "closed".into(),
+            rating: Some(4),
+            escalation_reason: None,
+            complaint: None
+        }
+    );
+    // Twilio retrying the step gets the same answer; nothing changes.
+    let (_, retried) = post_signed(&app, &action, &keyed).await;
+    assert_eq!(retried, thanks);
+    let detail: Value = app
+        .get(&format!("/api/requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["rating"], 4);
+    assert_eq!(detail["status"], "closed");
+}
+
+async fn a_low_rating_opens_a_revisit(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    let id = seeded_assignment(&app, RESIDENT).await;
+    sms(&app, "SMD2", NEAR, "DONE").await;
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    let reply = sms(&app, "SMR2", RESIDENT, "2").await;
+    assert!(reply.contains("工作人员会联系您"), "{reply}");
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "escalated".into(),
+            rating: Some(2),
+            escalation_reason: Some("revisit".into()),
+            complaint: None
+        }
+    );
+    wait_for_sms(&twilio, OPERATORS, &format!("#{id}")).await;
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND type = 'alert' AND data LIKE '%revisit%'")).await,
+        1
+    );
+}
+
+async fn a_complaint_in_words_opens_a_revisit_with_the_words(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    let id = seeded_assignment(&app, RESIDENT).await;
+    sms(&app, "SMD3", NEAR, "DONE").await;
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    let words = "师傅来晚了，水管还在漏";
+    let reply = sms(&app, "SMR3", RESIDENT, words).await;
+    assert!(reply.contains("意见"), "{reply}");
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "escalated".into(),
+            rating: None,
+            escalation_reason: Some("revisit".into()),
+            complaint: Some(words.into())
+        }
+    );
+    assert_eq!(
+        scalar_i64(&app, "SELECT COUNT(*) FROM requests").await,
+        1,
+        "a complaint is no new request"
+    );
+    // With the question answered, the resident's next text is a new request again.
+    sms(&app, "SMR3b", RESIDENT, "家里停电了").await;
+    assert_eq!(scalar_i64(&app, "SELECT COUNT(*) FROM requests").await, 2);
+}
+
+async fn no_answer_closes_the_request_unrated(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[("HOTLINE580__FOLLOWUP__RATING_WAIT_SECS", "1")],
+    )
+    .await;
+    seed(&app).await;
+    let id = seeded_assignment(&app, RESIDENT).await;
+    sms(&app, "SMD4", NEAR, "DONE").await;
+    wait_until(
+        &app,
+        &format!("SELECT COUNT(*) FROM requests WHERE id = {id} AND status = 'closed'"),
+        1,
+    )
+    .await;
+    assert_eq!(req(&app, id).await.rating, None);
+    assert_eq!(
+        scalar_i64(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM events WHERE request_id = {id} AND data LIKE '%unrated%'"
+            )
+        )
+        .await,
+        1
+    );
+    // A late answer is a new text, not a rating of the closed request.
+    sms(&app, "SMR4", RESIDENT, "5").await;
+    assert_eq!(req(&app, id).await.rating, None);
+}
+
+on_both_backends!(
+    done_by_sms_then_a_rating_by_sms_closes_the_request,
+    an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
+    a_low_rating_opens_a_revisit,
+    a_complaint_in_words_opens_a_revisit_with_the_words,
+    no_answer_closes_the_request_unrated,
+);
