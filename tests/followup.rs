@@ -17,6 +17,7 @@ const RESIDENT: &str = "+8613800000001";
 const LANDLINE: &str = "+862363111111";
 const NEAR: &str = "+8613900000001";
 const OPERATORS: &str = "+8613700000009";
+const STREET_OFFICE: &str = "+8613700000010";
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn spawn(backend: Backend, twilio: &FakeTwilio, extra: &[(&str, &str)]) -> TestApp {
@@ -478,10 +479,183 @@ async fn no_answer_closes_the_request_unrated(backend: Backend) {
     assert_eq!(req(&app, id).await.rating, None);
 }
 
+// ---- points ----
+
+async fn points_accumulate_in_the_ledger_and_points_answers_balance_and_rank(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    // Another volunteer, far away, already earned more this month.
+    exec(&app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
+                VALUES ('远方', '+8613900000005', 39.90, 116.40, 'repair', 'zh', 1, 0, 0)").await;
+    let now = hotline580::store::now_ms();
+    exec(&app, &format!("INSERT INTO points_ledger (volunteer_id, request_id, points, reason, at) \
+                SELECT id, NULL, 100, 'seeded', {now} FROM volunteers WHERE phone = '+8613900000005'")).await;
+
+    let jobs = [("厨房漏水", 12), ("帮我买菜", 6), ("想找人聊天", 6)];
+    for (n, (text, earned)) in jobs.iter().enumerate() {
+        let n = n as u32 + 10;
+        let (id, _) = accepted_job(&app, &twilio, n, text).await;
+        let reply = sms(&app, &format!("SMD{n}"), NEAR, "DONE").await;
+        assert!(reply.contains(&format!("获得{earned}积分")), "{reply}");
+        // The resident rates, so their next text is a new request.
+        wait_until(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM requests WHERE id = {id} AND rating_asked_at IS NOT NULL"
+            ),
+            1,
+        )
+        .await;
+        sms(&app, &format!("SMQ{n}"), RESIDENT, "4").await;
+        assert_eq!(req(&app, id).await.status, "closed");
+    }
+    let vid = volunteer_id(&app).await;
+    assert_eq!(
+        scalar_i64(
+            &app,
+            &format!("SELECT COUNT(*) FROM points_ledger WHERE volunteer_id = {vid}")
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        scalar_i64(
+            &app,
+            &format!("SELECT points FROM volunteers WHERE id = {vid}")
+        )
+        .await,
+        24
+    );
+    let reply = sms(&app, "SMP1", NEAR, "积分").await;
+    assert!(
+        reply.contains("积分：24")
+            && reply.contains("本月24分")
+            && reply.contains("排名第2（共2人）"),
+        "{reply}"
+    );
+    let reply = sms(&app, "SMP2", "+8613900000005", "POINTS").await;
+    assert!(
+        reply.contains("积分：100") && reply.contains("排名第1"),
+        "{reply}"
+    );
+}
+
+// ---- clocks ----
+
+/// Waits for the request to be escalated by `clock` and returns nothing; the
+/// alert names the clock.
+async fn wait_for_breach(app: &TestApp, id: i64, clock: &str) {
+    wait_until(app, &format!(
+        "SELECT COUNT(*) FROM events WHERE request_id = {id} AND type = 'alert' AND data LIKE '%\"clock\":\"{clock}\"%'"
+    ), 1).await;
+}
+
+async fn a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accepted(
+    backend: Backend,
+) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[("HOTLINE580__SLA__RED_ACCEPT_SECS", "1")],
+    )
+    .await;
+    seed(&app).await;
+    // The default script grades no offered request red (an emergency goes to
+    // the operators), so the red request is written as intake leaves it and its
+    // clocks are started by intake's own call.
+    let vid = volunteer_id(&app).await;
+    let now = hotline580::store::now_ms();
+    exec(&app, &format!(
+        "INSERT INTO requests (status, category, grade, channel, language, description, resident_id, caller_phone, wave, classified_at, created_at, updated_at) \
+         SELECT 'offering', 'repair', 'red', 'voice', 'zh', '煤气味', id, phone, 1, {now}, {now}, {now} FROM residents WHERE phone = '{RESIDENT}'"
+    )).await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    exec(&app, &format!(
+        "INSERT INTO offers (request_id, volunteer_id, wave, code, status, sent_at, expires_at) VALUES ({id}, {vid}, 1, '77', 'pending', {now}, {})",
+        now + 3_600_000
+    )).await;
+    let mut tx = app.state.db.begin().await.unwrap();
+    hotline580::followup::clocks::start(&app.state.jobs, &mut tx, &app.state.config, id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    wait_for_breach(&app, id, "accept").await;
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "escalated".into(),
+            rating: None,
+            escalation_reason: Some("sla".into()),
+            complaint: None
+        }
+    );
+    wait_for_sms(&twilio, OPERATORS, &format!("#{id}")).await;
+    // The offer was not withdrawn: the volunteer may still accept.
+    let reply = sms(&app, "SMA20", NEAR, "YES 77").await;
+    assert!(reply.contains("解放碑1号"), "{reply}");
+    assert_eq!(req(&app, id).await.status, "assigned");
+}
+
+async fn a_job_not_done_in_time_is_escalated_and_can_still_be_finished(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[("HOTLINE580__SLA__DONE_SECS", "1")]).await;
+    seed(&app).await;
+    sms(&app, "SMR21", RESIDENT, "厨房漏水").await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    wait_for_breach(&app, id, "done").await;
+    assert_eq!(
+        req(&app, id).await.escalation_reason.as_deref(),
+        Some("sla")
+    );
+    assert_eq!(req(&app, id).await.status, "escalated");
+    wait_for_sms(&twilio, OPERATORS, &format!("#{id}")).await;
+    // The offer stayed open; the volunteer accepts late and finishes.
+    let code: String = on_db!(&app.state.db, |c| sqlx::query_scalar(
+        "SELECT code FROM offers WHERE request_id = $1 AND status = 'pending'"
+    )
+    .bind(id)
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    sms(&app, "SMA21", NEAR, &format!("YES {code}")).await;
+    assert_eq!(req(&app, id).await.status, "assigned");
+    sms(&app, "SMD21", NEAR, "DONE").await;
+    assert_eq!(req(&app, id).await.status, "done");
+}
+
+async fn a_request_still_open_after_the_second_delay_is_reported_to_the_second_level(
+    backend: Backend,
+) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[
+            ("HOTLINE580__SLA__SECOND_LEVEL_SECS", "1"),
+            ("HOTLINE580__SLA__SECOND_LEVEL_PHONE", STREET_OFFICE),
+        ],
+    )
+    .await;
+    seed(&app).await;
+    sms(&app, "SMR22", RESIDENT, "厨房漏水").await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    wait_for_breach(&app, id, "second_level").await;
+    let text = wait_for_sms(&twilio, STREET_OFFICE, &format!("#{id}")).await;
+    assert!(text.contains("仍未完成"), "{text}");
+    assert_eq!(req(&app, id).await.status, "escalated");
+}
+
 on_both_backends!(
     done_by_sms_then_a_rating_by_sms_closes_the_request,
     an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
     a_low_rating_opens_a_revisit,
     a_complaint_in_words_opens_a_revisit_with_the_words,
     no_answer_closes_the_request_unrated,
+    points_accumulate_in_the_ledger_and_points_answers_balance_and_rank,
+    a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accepted,
+    a_job_not_done_in_time_is_escalated_and_can_still_be_finished,
+    a_request_still_open_after_the_second_delay_is_reported_to_the_second_level,
 );
