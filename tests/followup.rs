@@ -648,6 +648,327 @@ async fn a_request_still_open_after_the_second_delay_is_reported_to_the_second_l
     assert_eq!(req(&app, id).await.status, "escalated");
 }
 
+// ---- figures ----
+
+/// 2026-01-06T02:00:00Z: Tuesday 10:00 in Shanghai, inside ISO week 2026-W02.
+const T: i64 = 1_767_664_800_000;
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+#[allow(clippy::too_many_arguments)]
+async fn seeded_request(
+    app: &TestApp,
+    status: &str,
+    category: &str,
+    grade: &str,
+    resident: Option<&str>,
+    reason: Option<&str>,
+    created: i64,
+    accepted: Option<i64>,
+    done: Option<i64>,
+    rating: Option<i64>,
+) -> i64 {
+    on_db!(&app.state.db, |c| sqlx::query_scalar(
+        "INSERT INTO requests (status, category, grade, channel, resident_id, escalation_reason, created_at, accepted_at, done_at, rating, updated_at) \
+         VALUES ($1, $2, $3, 'voice', (SELECT id FROM residents WHERE phone = $4), $5, $6, $7, $8, $9, $6) RETURNING id"
+    )
+    .bind(status)
+    .bind(category)
+    .bind(grade)
+    .bind(resident)
+    .bind(reason)
+    .bind(created)
+    .bind(accepted)
+    .bind(done)
+    .bind(rating)
+    .fetch_one(c)
+    .await)
+    .unwrap()
+}
+
+/// A month hand-counted: six requests on 2026-01-06 (local), one the evening
+/// before the month and one just after it (both outside).
+async fn seed_month(app: &TestApp) {
+    exec(app, "INSERT INTO residents (name, phone, address, grid, created_at, updated_at) VALUES \
+               ('甲', '+8613800000001', '1号', '网格3', 0, 0), ('乙', '+8613800000002', '2号', '网格5', 0, 0), \
+               ('丙', '+8613800000003', '3号', '楼<7>&', 0, 0)").await;
+    let (g3, g5, g7) = (
+        Some("+8613800000001"),
+        Some("+8613800000002"),
+        Some("+8613800000003"),
+    );
+    // 1: on time, rated 5.
+    seeded_request(
+        app,
+        "closed",
+        "repair",
+        "yellow",
+        g3,
+        None,
+        T,
+        Some(T + 30 * MIN),
+        Some(T + 5 * HOUR),
+        Some(5),
+    )
+    .await;
+    // 2: accepted late (3 h > 2 h), escalated by its clock on the way, rated 4.
+    let late = seeded_request(
+        app,
+        "closed",
+        "repair",
+        "yellow",
+        g3,
+        None,
+        T,
+        Some(T + 3 * HOUR),
+        Some(T + 6 * HOUR),
+        Some(4),
+    )
+    .await;
+    exec(app, &format!("INSERT INTO events (request_id, type, at, actor, data) VALUES ({late}, 'request.status', {}, 'system', '{{\"escalation_reason\":\"sla\",\"status\":\"escalated\"}}')", T + 2 * HOUR)).await;
+    // 3: done late (30 h), rated 2: a revisit.
+    seeded_request(
+        app,
+        "escalated",
+        "errands",
+        "blue",
+        g5,
+        Some("revisit"),
+        T,
+        Some(T + HOUR),
+        Some(T + 30 * HOUR),
+        Some(2),
+    )
+    .await;
+    // 4: on time, closed unrated.
+    seeded_request(
+        app,
+        "closed",
+        "companion",
+        "blue",
+        g5,
+        None,
+        T,
+        Some(T + 10 * MIN),
+        Some(T + 2 * HOUR),
+        None,
+    )
+    .await;
+    // 5: an emergency from an unknown caller, with the operators.
+    seeded_request(
+        app,
+        "escalated",
+        "emergency",
+        "red",
+        None,
+        Some("emergency"),
+        T,
+        None,
+        None,
+        None,
+    )
+    .await;
+    // 6: still being offered.
+    seeded_request(
+        app,
+        "offering",
+        "repair",
+        "yellow",
+        g7,
+        None,
+        T + HOUR,
+        None,
+        None,
+        None,
+    )
+    .await;
+    // Outside: 2025-12-31 23:00 and 2026-02-01 00:30, Shanghai time.
+    let before = T - 5 * 24 * HOUR - 11 * HOUR;
+    let after = T + 25 * 24 * HOUR + 14 * HOUR + 30 * MIN;
+    seeded_request(
+        app,
+        "closed",
+        "repair",
+        "yellow",
+        g3,
+        None,
+        before,
+        Some(before + MIN),
+        Some(before + HOUR),
+        Some(1),
+    )
+    .await;
+    seeded_request(
+        app, "offering", "repair", "yellow", g3, None, after, None, None, None,
+    )
+    .await;
+}
+
+type Counts = (Option<String>, u64, u64, u64, u64, u64, u64);
+
+fn counts(groups: &Value) -> Vec<Counts> {
+    groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let n = |k: &str| g[k].as_u64().unwrap();
+            (
+                g["key"].as_str().map(str::to_string),
+                n("received"),
+                n("handled"),
+                n("handled_on_time"),
+                n("rated"),
+                n("satisfied"),
+                n("escalations"),
+            )
+        })
+        .collect()
+}
+
+fn c(key: Option<&str>, n: [u64; 6]) -> Counts {
+    (key.map(str::to_string), n[0], n[1], n[2], n[3], n[4], n[5])
+}
+
+async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed_month(&app).await;
+    assert_eq!(
+        app.get("/api/stats?from=2026-01-01&to=2026-01-31")
+            .await
+            .status(),
+        401
+    );
+    login(&app).await;
+    for bad in [
+        "/api/stats?from=2026-13-01&to=2026-01-31",
+        "/api/stats?from=2026-01-01",
+        "/api/stats?from=2026-02-01&to=2026-01-01",
+        "/api/stats?from=1%2F1%2F2026&to=2026-01-31",
+    ] {
+        let r = app.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().len() > 10, "{bad}: {e}");
+    }
+    let r = app.get("/api/stats?from=2026-01-01&to=2026-01-31").await;
+    assert_eq!(r.status(), 200);
+    let s: Value = r.json().await.unwrap();
+    assert_eq!(
+        s["total"],
+        json!({
+            "received": 6, "handled": 4, "handled_on_time": 2,
+            "median_accept_secs": 2700.0, "median_done_secs": 19800.0,
+            "rated": 3, "satisfied": 2, "share_rated": 0.75, "satisfaction": 2.0 / 3.0,
+            "escalations": 3,
+        })
+    );
+    // (key, received, handled, on time, rated, satisfied, escalations)
+    assert_eq!(
+        counts(&s["by_category"]),
+        vec![
+            c(Some("repair"), [3, 2, 1, 2, 2, 1]),
+            c(Some("errands"), [1, 1, 0, 1, 0, 1]),
+            c(Some("companion"), [1, 1, 1, 0, 0, 0]),
+            c(Some("emergency"), [1, 0, 0, 0, 0, 1]),
+        ]
+    );
+    assert_eq!(s["by_category"][0]["median_accept_secs"], 6300.0);
+    assert_eq!(
+        counts(&s["by_grade"]),
+        vec![
+            c(Some("red"), [1, 0, 0, 0, 0, 1]),
+            c(Some("yellow"), [3, 2, 1, 2, 2, 1]),
+            c(Some("blue"), [2, 2, 1, 1, 0, 1]),
+        ]
+    );
+    assert_eq!(
+        counts(&s["by_grid"]),
+        vec![
+            c(Some("楼<7>&"), [1, 0, 0, 0, 0, 0]),
+            c(Some("网格3"), [2, 2, 1, 2, 2, 1]),
+            c(Some("网格5"), [2, 2, 1, 1, 0, 1]),
+            c(None, [1, 0, 0, 0, 0, 1]),
+        ]
+    );
+
+    // The weekly report of the same days prints the same figures.
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hotline580"))
+            .args(args)
+            .env("HOTLINE580__DATABASE__URL", &app.db.url)
+            .env("HOTLINE580__LOG__LEVEL", "warn")
+            .output()
+            .expect("the binary runs")
+    };
+    let out = run(&["report", "--week", "2026-W02", "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut rows = csv.lines();
+    assert!(rows.next().unwrap().starts_with("group,key,received"));
+    let from_csv: Vec<(String, Counts)> = rows
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let n = |i: usize| f[i].parse::<u64>().unwrap();
+            let key = (!f[1].is_empty() && f[1] != "(none)").then(|| f[1].to_string());
+            (f[0].to_string(), (key, n(2), n(3), n(4), n(7), n(8), n(11)))
+        })
+        .collect();
+    let mut from_api = vec![("all".to_string(), c(None, [6, 4, 2, 3, 2, 3]))];
+    for (section, key) in [
+        ("category", "by_category"),
+        ("grade", "by_grade"),
+        ("grid", "by_grid"),
+    ] {
+        from_api.extend(
+            counts(&s[key])
+                .into_iter()
+                .map(|g| (section.to_string(), g)),
+        );
+    }
+    assert_eq!(from_csv, from_api);
+    assert!(
+        csv.contains("all,,6,4,2,2700,19800,3,2,0.75,0.667,3"),
+        "{csv}"
+    );
+
+    let out = run(&["report", "--week", "2026-W02"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("2026-01-05 to 2026-01-11"), "{text}");
+    let all: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("all"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        all,
+        [
+            "all", "6", "4", "2", "45m", "5h30m", "3", "2", "75%", "67%", "3"
+        ]
+    );
+
+    let out = run(&["report", "--week", "2026-W02", "--format", "html"]);
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("楼&lt;7&gt;&amp;"),
+        "{html}"
+    );
+
+    let out = run(&["report", "--week", "2026-W99"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2026-W47"),
+        "the error shows the form"
+    );
+}
+
 on_both_backends!(
     done_by_sms_then_a_rating_by_sms_closes_the_request,
     an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
@@ -658,4 +979,5 @@ on_both_backends!(
     a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accepted,
     a_job_not_done_in_time_is_escalated_and_can_still_be_finished,
     a_request_still_open_after_the_second_delay_is_reported_to_the_second_level,
+    the_figures_of_a_seeded_month_match_the_hand_count,
 );

@@ -212,20 +212,20 @@ pub async fn run(
         },
     )
     .await?;
-    let text = |lang: Language| escalation_text(&req, lang);
+    let text = escalation_text(&req);
     let config = &deps.config;
     let (to, body) = match clock {
         Clock::SecondLevel => (
             config.second_level_phone.clone(),
             messages::second_level(
                 Language::Zh,
-                &text(Language::Zh),
+                &text,
                 config.settings.sla.second_level_secs / 3600,
             ),
         ),
         _ => (
             config.operators_phone.clone(),
-            messages::escalation(Language::Zh, &text(Language::Zh)),
+            messages::escalation(Language::Zh, &text),
         ),
     };
     if let Some(to) = to {
@@ -248,7 +248,7 @@ pub async fn run(
     Ok(())
 }
 
-fn escalation_text(req: &RequestForDispatch, _lang: Language) -> messages::EscalationText<'_> {
+fn escalation_text(req: &RequestForDispatch) -> messages::EscalationText<'_> {
     messages::EscalationText {
         request_id: req.id,
         reason: EscalationReason::Sla,

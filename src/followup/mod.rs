@@ -7,6 +7,8 @@ pub mod clocks;
 pub mod completion;
 pub mod points;
 pub mod rating;
+pub mod report;
+pub mod stats;
 
 pub use clocks::Clock;
 pub use completion::{Finished, complete, points_reply, thank_by_sms};

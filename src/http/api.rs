@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/requests/{id}", get(show_request))
         .route("/api/volunteers", get(list_volunteers))
         .route("/api/requests/{id}/done", post(super::followup::done))
+        .route("/api/stats", get(super::followup::stats))
         .layer(Extension(Arc::new(LoginThrottle::default())))
 }
 

@@ -9,9 +9,10 @@ use crate::app::AppState;
 use crate::dispatch::messages;
 use crate::domain::{Category, Language};
 use crate::followup::rating::{self, SURVEY_ANSWER_PATH};
+use crate::followup::stats::{Period, Stats, parse_date};
 use crate::ivr::{self, Action, Speak};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -196,4 +197,36 @@ async fn survey_answer_inner(state: &AppState, form: &TwilioForm) -> anyhow::Res
         // No key or a wrong one: the question again.
         None => question(id, lang, category),
     })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct StatsParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// `GET /api/stats?from=YYYY-MM-DD&to=YYYY-MM-DD`: the figures of the
+/// requests received on those local days (both included).
+pub async fn stats(
+    _op: CurrentOperator,
+    State(state): State<AppState>,
+    params: Result<Query<StatsParams>, QueryRejection>,
+) -> AppResult<Json<Stats>> {
+    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
+    let date = |name: &str, v: Option<&String>| -> AppResult<jiff::civil::Date> {
+        let v = v.ok_or_else(|| {
+            AppError::bad_request(format!(
+                "give `{name}` as a date such as 2026-11-01 (from and to are both needed)"
+            ))
+        })?;
+        parse_date(v).map_err(|e| AppError::bad_request(format!("{name}: {e}")))
+    };
+    let from = date("from", params.from.as_ref())?;
+    let to = date("to", params.to.as_ref())?;
+    let cfg = &state.config;
+    let period = Period::days(from, to, &cfg.tz, &cfg.settings.timezone)
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    Ok(Json(
+        crate::followup::stats::for_period(&state.db, cfg, &period).await?,
+    ))
 }
