@@ -648,6 +648,94 @@ async fn a_request_still_open_after_the_second_delay_is_reported_to_the_second_l
     assert_eq!(req(&app, id).await.status, "escalated");
 }
 
+async fn completed_clock_jobs(app: &TestApp) -> i64 {
+    scalar_i64(app, "SELECT COUNT(*) FROM river_job WHERE kind = 'sla_clock' AND CAST(state AS TEXT) = 'completed'").await
+}
+
+async fn a_clock_that_was_kept_changes_nothing(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[("HOTLINE580__SLA__DONE_SECS", "1")]).await;
+    seed(&app).await;
+    let now = hotline580::store::now_ms();
+    let id = seeded_request(
+        &app,
+        "closed",
+        "repair",
+        "yellow",
+        Some(RESIDENT),
+        None,
+        now,
+        Some(now),
+        Some(now),
+        Some(5),
+    )
+    .await;
+    let mut tx = app.state.db.begin().await.unwrap();
+    hotline580::followup::clocks::start(&app.state.jobs, &mut tx, &app.state.config, id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    wait_until(&app, "SELECT COUNT(*) FROM river_job WHERE kind = 'sla_clock' AND CAST(state AS TEXT) = 'completed'", 1).await;
+    assert_eq!(req(&app, id).await.status, "closed");
+    assert_eq!(
+        scalar_i64(
+            &app,
+            &format!("SELECT COUNT(*) FROM events WHERE request_id = {id}")
+        )
+        .await,
+        0
+    );
+    assert!(twilio.messages_to(OPERATORS).is_empty());
+}
+
+async fn a_clock_survives_a_restart(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    sms(&app, "SMR30", RESIDENT, "厨房漏水").await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    assert_eq!(completed_clock_jobs(&app).await, 0);
+    let db = app.stop().await;
+    // While the service is down, a day passes: the clocks' jobs, written at
+    // intake, are now due (their deadlines moved to their creation time). The
+    // acceptance clock (2 h for yellow) is still early and does nothing.
+    let store = hotline580::store::Db::connect(&db.url).await.unwrap();
+    on_db!(&store, |c| sqlx::query(
+        "UPDATE river_job SET scheduled_at = created_at WHERE kind = 'sla_clock'"
+    )
+    .execute(c)
+    .await
+    .map(|_| ()))
+    .unwrap();
+    store.close().await;
+    let base = twilio.base_url();
+    let app = TestApp::spawn_on(
+        db,
+        &[
+            ("HOTLINE580__TELEPHONY__PROVIDER", "twilio"),
+            ("HOTLINE580__TWILIO__ACCOUNT_SID", ACCOUNT_SID),
+            ("HOTLINE580__TWILIO__AUTH_TOKEN", AUTH_TOKEN),
+            ("HOTLINE580__TWILIO__API_BASE", base.as_str()),
+            ("HOTLINE580__OPERATORS__PHONE", OPERATORS),
+            ("HOTLINE580__DISPATCH__QUIET_HOURS", "off"),
+            // The day has passed for the restarted service too.
+            ("HOTLINE580__SLA__DONE_SECS", "1"),
+        ],
+    )
+    .await;
+    wait_for_breach(&app, id, "done").await;
+    assert_eq!(
+        req(&app, id).await.escalation_reason.as_deref(),
+        Some("sla")
+    );
+    wait_until(&app, "SELECT COUNT(*) FROM river_job WHERE kind = 'sla_clock' AND CAST(state AS TEXT) = 'completed'", 2).await;
+    assert_eq!(
+        scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND data LIKE '%\"clock\":\"accept\"%'")).await,
+        0,
+        "the acceptance clock's deadline has not passed"
+    );
+}
+
 // ---- figures ----
 
 /// 2026-01-06T02:00:00Z: Tuesday 10:00 in Shanghai, inside ISO week 2026-W02.
@@ -980,4 +1068,6 @@ on_both_backends!(
     a_job_not_done_in_time_is_escalated_and_can_still_be_finished,
     a_request_still_open_after_the_second_delay_is_reported_to_the_second_level,
     the_figures_of_a_seeded_month_match_the_hand_count,
+    a_clock_that_was_kept_changes_nothing,
+    a_clock_survives_a_restart,
 );

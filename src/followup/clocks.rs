@@ -70,16 +70,47 @@ pub enum Verdict {
     Remind,
 }
 
-pub fn verdict(clock: Clock, status: Status, accepted: bool, done: bool) -> Verdict {
+/// The request as a clock sees it when it falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub status: Status,
+    /// Escalated by a clock already (`sla`).
+    pub sla_escalated: bool,
+    pub accepted: bool,
+    pub done: bool,
+}
+
+pub fn verdict(clock: Clock, f: Facts) -> Verdict {
     let breached = match clock {
-        Clock::Accept => !accepted && status.is_open(),
-        Clock::Done | Clock::SecondLevel => !done && status.is_open(),
+        // Escalated by a clock already: a second acceptance clock (after a
+        // regrade) adds nothing.
+        Clock::Accept => !f.accepted && f.status.is_open() && !f.sla_escalated,
+        Clock::Done | Clock::SecondLevel => !f.done && f.status.is_open(),
     };
-    match (breached, status) {
+    match (breached, f.status) {
         (false, _) => Verdict::Kept,
         (true, Status::Escalated) => Verdict::Remind,
         (true, _) => Verdict::Escalate,
     }
+}
+
+/// Whether a clock job runs before its deadline under the request's current
+/// grade: the grade was lowered after intake, and [`regrade`] scheduled the
+/// later clock that will judge it.
+pub fn not_due_yet(
+    sla: &SlaSettings,
+    clock: Clock,
+    grade: Grade,
+    intake_ms: i64,
+    now_ms: i64,
+) -> bool {
+    let secs = match clock {
+        Clock::Accept => sla.accept_secs(grade),
+        Clock::Done => sla.done_secs,
+        Clock::SecondLevel => sla.second_level_secs,
+    };
+    // A second of slack: a job may start a moment before its stored deadline.
+    now_ms + 1000 < intake_ms.saturating_add((secs as i64).saturating_mul(1000))
 }
 
 /// Whether a handled request kept its clocks: accepted within its grade's
@@ -140,9 +171,42 @@ pub async fn start(
     Ok(())
 }
 
+/// Schedules the acceptance clock of a request's new grade; call it in the
+/// transaction that changes the grade. A clock of the old grade that falls due
+/// earlier does nothing ([`not_due_yet`]).
+pub async fn regrade(
+    client: &Client,
+    tx: &mut Tx,
+    config: &Config,
+    request_id: i64,
+) -> anyhow::Result<()> {
+    let row: Option<(Option<String>, i64, Option<i64>)> = crate::on_tx!(tx, |c| sqlx::query_as(
+        "SELECT grade, created_at, accepted_at FROM requests WHERE id = $1"
+    )
+    .bind(request_id)
+    .fetch_optional(c)
+    .await)?;
+    let Some((Some(grade), created_at, None)) = row else {
+        return Ok(());
+    };
+    let grade: Grade = grade.parse()?;
+    let at = created_at.saturating_add(config.settings.sla.accept_secs(grade) as i64 * 1000);
+    let clock = Clock::Accept;
+    crate::jobs::enqueue(
+        client,
+        tx,
+        SlaClock { request_id, clock },
+        crate::jobs::at(at),
+    )
+    .await
+}
+
 #[derive(sqlx::FromRow)]
 struct ClockFacts {
     status: String,
+    escalation_reason: Option<String>,
+    grade: Option<String>,
+    created_at: i64,
     accepted_at: Option<i64>,
     done_at: Option<i64>,
 }
@@ -156,24 +220,42 @@ pub async fn run(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let mut tx = deps.db.begin().await?;
-    let facts: Option<ClockFacts> = crate::on_tx!(&mut tx, |c| sqlx::query_as::<_, ClockFacts>(
-        "SELECT status, accepted_at, done_at FROM requests WHERE id = $1"
+    let facts: Option<ClockFacts> = crate::on_tx!(&mut tx, |c| {
+        sqlx::query_as::<_, ClockFacts>(
+        "SELECT status, escalation_reason, grade, created_at, accepted_at, done_at FROM requests WHERE id = $1"
     )
     .bind(request_id)
     .fetch_optional(c)
-    .await)?;
+    .await
+    })?;
     let Some(facts) = facts else {
         tx.rollback().await?;
         return Ok(());
     };
     let status: Status = facts.status.parse()?;
+    let grade: Grade = facts
+        .grade
+        .as_deref()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(Grade::Blue);
     let v = verdict(
         clock,
-        status,
-        facts.accepted_at.is_some(),
-        facts.done_at.is_some(),
+        Facts {
+            status,
+            sla_escalated: status == Status::Escalated
+                && facts.escalation_reason.as_deref() == Some(EscalationReason::Sla.as_str()),
+            accepted: facts.accepted_at.is_some(),
+            done: facts.done_at.is_some(),
+        },
     );
-    if v == Verdict::Kept {
+    let early = not_due_yet(
+        &deps.config.settings.sla,
+        clock,
+        grade,
+        facts.created_at,
+        now_ms(),
+    );
+    if v == Verdict::Kept || early {
         tx.rollback().await?;
         return Ok(());
     }
@@ -299,47 +381,73 @@ mod tests {
         assert_eq!(emergency, vec![(Clock::Done, t0 + 86_400_000)]);
     }
 
+    fn f(status: Status, accepted: bool, done: bool) -> Facts {
+        Facts {
+            status,
+            sla_escalated: false,
+            accepted,
+            done,
+        }
+    }
+
     #[test]
     fn an_acceptance_keeps_the_accept_clock_but_not_the_done_clock() {
+        let v = verdict;
         assert_eq!(
-            verdict(Clock::Accept, Status::Offering, false, false),
+            v(Clock::Accept, f(Status::Offering, false, false)),
             Verdict::Escalate
         );
         assert_eq!(
-            verdict(Clock::Accept, Status::Assigned, true, false),
+            v(Clock::Accept, f(Status::Assigned, true, false)),
             Verdict::Kept
         );
         assert_eq!(
-            verdict(Clock::Done, Status::Assigned, true, false),
+            v(Clock::Done, f(Status::Assigned, true, false)),
             Verdict::Escalate
         );
         assert_eq!(
-            verdict(Clock::SecondLevel, Status::Assigned, true, false),
+            v(Clock::SecondLevel, f(Status::Assigned, true, false)),
             Verdict::Escalate
         );
-        assert_eq!(
-            verdict(Clock::Done, Status::Done, true, true),
-            Verdict::Kept
-        );
-        assert_eq!(
-            verdict(Clock::Done, Status::Closed, true, true),
-            Verdict::Kept
-        );
+        assert_eq!(v(Clock::Done, f(Status::Done, true, true)), Verdict::Kept);
+        assert_eq!(v(Clock::Done, f(Status::Closed, true, true)), Verdict::Kept);
     }
 
     #[test]
     fn finished_requests_breach_nothing_and_escalated_ones_are_reminded() {
         for clock in [Clock::Accept, Clock::Done, Clock::SecondLevel] {
             assert_eq!(
-                verdict(clock, Status::Cancelled, false, false),
+                verdict(clock, f(Status::Cancelled, false, false)),
                 Verdict::Kept
             );
-            assert_eq!(verdict(clock, Status::Closed, false, false), Verdict::Kept);
             assert_eq!(
-                verdict(clock, Status::Escalated, false, false),
+                verdict(clock, f(Status::Closed, false, false)),
+                Verdict::Kept
+            );
+            assert_eq!(
+                verdict(clock, f(Status::Escalated, false, false)),
                 Verdict::Remind
             );
         }
+        // A second acceptance clock adds nothing to a request a clock escalated;
+        // the done clocks still remind.
+        let by_clock = Facts {
+            sla_escalated: true,
+            ..f(Status::Escalated, false, false)
+        };
+        assert_eq!(verdict(Clock::Accept, by_clock), Verdict::Kept);
+        assert_eq!(verdict(Clock::Done, by_clock), Verdict::Remind);
+    }
+
+    #[test]
+    fn a_clock_of_a_lowered_grade_waits_for_the_new_deadline() {
+        let s = sla();
+        // Intake at 0 as red (15 min), lowered to blue (8 h): the red job at 15 min is early.
+        assert!(not_due_yet(&s, Clock::Accept, Grade::Blue, 0, 900_000));
+        assert!(!not_due_yet(&s, Clock::Accept, Grade::Red, 0, 900_000));
+        assert!(!not_due_yet(&s, Clock::Accept, Grade::Blue, 0, 28_800_000));
+        assert!(!not_due_yet(&s, Clock::Done, Grade::Blue, 0, 86_400_000));
+        assert!(not_due_yet(&s, Clock::Done, Grade::Blue, 0, 3_600_000));
     }
 
     #[test]
