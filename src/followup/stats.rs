@@ -315,6 +315,50 @@ mod tests {
         .unwrap()
     }
 
+    fn any_row() -> impl proptest::strategy::Strategy<Value = StatRow> {
+        use proptest::prelude::*;
+        (
+            prop::sample::select(vec!["repair", "errands", "companion", "emergency"]),
+            prop::sample::select(vec!["red", "yellow", "blue"]),
+            prop::option::of(prop::sample::select(vec!["网格1", "网格2"])),
+            prop::option::of(0i64..50 * H),
+            prop::option::of(0i64..80 * H),
+            prop::option::of(1i64..=5),
+            0i64..2,
+        )
+            .prop_map(|(c, g, grid, accepted, done, rating, escalated)| StatRow {
+                category: Some(c.into()),
+                grade: Some(g.into()),
+                grid: grid.map(str::to_string),
+                created_at: 0,
+                accepted_at: accepted,
+                done_at: done,
+                // Only a handled request can be rated.
+                rating: done.and(rating),
+                escalated,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_breakdown_adds_up_to_the_total(rows in proptest::collection::vec(any_row(), 0..40)) {
+            let s = compute(&Config::defaults().settings.sla, &period(), &rows);
+            let t = &s.total;
+            proptest::prop_assert_eq!(t.received as usize, rows.len());
+            proptest::prop_assert!(t.handled_on_time <= t.handled && t.handled <= t.received);
+            proptest::prop_assert!(t.satisfied <= t.rated && t.rated <= t.handled);
+            for groups in [&s.by_category, &s.by_grade, &s.by_grid] {
+                let sum = |f: fn(&Figures) -> u64| groups.iter().map(|g| f(&g.figures)).sum::<u64>();
+                proptest::prop_assert_eq!(sum(|f| f.received), t.received);
+                proptest::prop_assert_eq!(sum(|f| f.handled), t.handled);
+                proptest::prop_assert_eq!(sum(|f| f.handled_on_time), t.handled_on_time);
+                proptest::prop_assert_eq!(sum(|f| f.rated), t.rated);
+                proptest::prop_assert_eq!(sum(|f| f.satisfied), t.satisfied);
+                proptest::prop_assert_eq!(sum(|f| f.escalations), t.escalations);
+            }
+        }
+    }
+
     #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(vec![]), None);
