@@ -415,6 +415,40 @@ async fn a_low_rating_opens_a_revisit(backend: Backend) {
         scalar_i64(&app, &format!("SELECT COUNT(*) FROM events WHERE request_id = {id} AND type = 'alert' AND data LIKE '%revisit%'")).await,
         1
     );
+    // An operator sends the same volunteer back (as an assignment would leave
+    // it); finishing again asks the resident again and earns nothing more.
+    exec(
+        &app,
+        &format!("UPDATE requests SET status = 'assigned' WHERE id = {id}"),
+    )
+    .await;
+    let reply = sms(&app, "SMD2b", NEAR, "DONE").await;
+    assert!(reply.contains("您共有6积分"), "{reply}");
+    assert_eq!(
+        scalar_i64(&app, "SELECT COUNT(*) FROM points_ledger").await,
+        1
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while twilio
+        .messages_to(RESIDENT)
+        .iter()
+        .filter(|m| m.body.contains("1到5"))
+        .count()
+        < 2
+    {
+        assert!(tokio::time::Instant::now() < deadline, "asked again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sms(&app, "SMR2b", RESIDENT, "5").await;
+    assert_eq!(
+        req(&app, id).await,
+        Req {
+            status: "closed".into(),
+            rating: Some(5),
+            escalation_reason: Some("revisit".into()),
+            complaint: None
+        }
+    );
 }
 
 async fn a_complaint_in_words_opens_a_revisit_with_the_words(backend: Backend) {

@@ -216,14 +216,24 @@ pub fn declined(lang: Language, code: &OfferCode) -> String {
     }
 }
 
-/// Confirms `DONE` (or an operator's "done") to the volunteer, with the points earned.
+/// Confirms `DONE` (or an operator's "done") to the volunteer, with the points earned
+/// (none when the job had already earned its points, as after a revisit).
 pub fn done(lang: Language, code: &OfferCode, earned: i64, balance: i64) -> String {
-    if zh(lang) {
-        format!("{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！获得{earned}积分，共{balance}分。")
-    } else {
-        format!(
+    match (zh(lang), earned > 0) {
+        (true, true) => {
+            format!(
+                "{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！获得{earned}积分，共{balance}分。"
+            )
+        }
+        (true, false) => {
+            format!("{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！您共有{balance}积分。")
+        }
+        (false, true) => format!(
             "{SIGN_EN} Job {code} marked done. Thank you for your help! +{earned} points, {balance} in all."
-        )
+        ),
+        (false, false) => format!(
+            "{SIGN_EN} Job {code} marked done. Thank you for your help! You have {balance} points."
+        ),
     }
 }
 
@@ -561,6 +571,7 @@ mod tests {
             withdrawn(lang, &c),
             declined(lang, &c),
             done(lang, &c, 15, 1_250),
+            done(lang, &c, 0, 1_250),
             volunteer_coming(lang, Category::Escort, "李明", Some(&phone())),
             volunteer_coming(lang, Category::Escort, "李明", None),
             escalation(

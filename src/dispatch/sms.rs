@@ -462,7 +462,7 @@ async fn done(
     let jobs: Vec<(i64, String)> = crate::on_tx!(tx, |c| {
         sqlx::query_as(
         "SELECT r.id, o.code FROM requests r JOIN offers o ON o.request_id = r.id AND o.status = 'accepted' \
-         WHERE r.volunteer_id = $1 AND r.status IN ('assigned', 'escalated') AND r.done_at IS NULL ORDER BY r.id"
+         WHERE r.volunteer_id = $1 AND (r.status = 'assigned' OR (r.status = 'escalated' AND r.done_at IS NULL)) ORDER BY r.id"
     )
     .bind(v.id)
     .fetch_all(c)

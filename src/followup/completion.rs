@@ -43,11 +43,14 @@ pub async fn complete(
     actor: &str,
 ) -> anyhow::Result<Option<Finished>> {
     let now = now_ms();
-    // An assigned job, or one escalated by a clock while its volunteer still holds it.
+    // An assigned job (again, after a revisit sent it back out), or one escalated
+    // by a clock while its volunteer still holds it. A revisit's new answer
+    // replaces the old rating on the request; the old one stays in the events.
     let changed = crate::on_tx!(tx, |c| {
         sqlx::query(
-        "UPDATE requests SET status = 'done', done_at = $2, updated_at = $2 \
-         WHERE id = $1 AND status IN ('assigned', 'escalated') AND volunteer_id IS NOT NULL AND done_at IS NULL"
+        "UPDATE requests SET status = 'done', done_at = $2, rating = NULL, rated_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND volunteer_id IS NOT NULL \
+         AND (status = 'assigned' OR (status = 'escalated' AND done_at IS NULL))"
     )
     .bind(request_id)
     .bind(now)
@@ -90,20 +93,26 @@ pub async fn complete(
         .as_deref()
         .and_then(|g| g.parse().ok())
         .unwrap_or(Grade::Blue);
-    let earned = points::for_job(category, grade);
-    crate::on_tx!(tx, |c| {
+    // A job earns its points once, however often it is finished.
+    let inserted = crate::on_tx!(tx, |c| {
         sqlx::query(
-        "INSERT INTO points_ledger (volunteer_id, request_id, points, reason, at) VALUES ($1, $2, $3, $4, $5)"
+        "INSERT INTO points_ledger (volunteer_id, request_id, points, reason, at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT DO NOTHING"
     )
     .bind(volunteer_id)
     .bind(request_id)
-    .bind(earned)
+    .bind(points::for_job(category, grade))
     .bind(format!("job {} {}", category.as_str(), grade.as_str()))
     .bind(now)
     .execute(c)
     .await
     .map(|r| r.rows_affected())
     })?;
+    let earned = if inserted == 1 {
+        points::for_job(category, grade)
+    } else {
+        0
+    };
     let balance = balance(tx, volunteer_id).await?;
     // The cached sum follows the ledger in the same transaction.
     crate::on_tx!(tx, |c| sqlx::query(
