@@ -298,3 +298,18 @@ pub async fn resident_reply(
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_lines_and_residents_who_prefer_calls_are_called() {
+        let mobile = PhoneNumber::parse("13800138000", "CN").unwrap();
+        let landline = PhoneNumber::parse("023 6311 1111", "CN").unwrap();
+        assert!(!by_call(None, &mobile));
+        assert!(by_call(None, &landline));
+        assert!(by_call(Some("call"), &mobile));
+        assert!(!by_call(Some("sms"), &landline));
+    }
+}
