@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod followup;
 pub mod http;
 pub mod import;
 pub mod ivr;

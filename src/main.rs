@@ -42,6 +42,14 @@ enum Command {
         #[command(subcommand)]
         action: OperatorAction,
     },
+    /// The figures of one ISO week, per category, grade and grid
+    Report {
+        /// The week, such as 2026-W47 (local days of `timezone`, Monday to Sunday)
+        #[arg(long)]
+        week: String,
+        #[arg(long, default_value = "text", value_parser = ["text", "csv", "html"])]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -214,6 +222,14 @@ fn main() -> ExitCode {
             Command::Operator {
                 action: OperatorAction::Add { username, role },
             } => cli::operator_add(&config, &username, &role).await,
+            Command::Report { week, format } => {
+                let format = format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+                print!(
+                    "{}",
+                    hotline580::followup::report::weekly(&config, &week, format).await?
+                );
+                Ok(())
+            }
         }
     });
     match result {

@@ -4,7 +4,6 @@
 
 use super::neighbourhood::{Neighbourhood, PastOutcome, PastRequest};
 use crate::dispatch::commands::OfferCode;
-use crate::domain::Grade;
 use crate::store::{Db, DbResult, Tx};
 use serde_json::json;
 
@@ -14,17 +13,6 @@ pub struct SeedSummary {
     pub residents: usize,
     pub volunteers: usize,
     pub past_requests: usize,
-}
-
-/// Points for a finished job in the demo's history. The harder and more
-/// urgent the job, the more it is worth.
-fn history_points(p: &PastRequest) -> i64 {
-    let base = match p.category {
-        crate::domain::Category::Escort => 15,
-        crate::domain::Category::Repair => 12,
-        _ => 10,
-    };
-    base + if p.grade == Grade::Red { 5 } else { 0 }
 }
 
 pub async fn seed(db: &Db, n: &Neighbourhood) -> anyhow::Result<SeedSummary> {
@@ -121,8 +109,9 @@ async fn insert_past(
     let request_id: i64 = crate::on_tx!(tx, |c| {
         sqlx::query_scalar(
         "INSERT INTO requests (status, category, grade, channel, language, description, resident_id, caller_phone, \
-         lat, lon, volunteer_id, rating, escalation_reason, wave, classified_at, accepted_at, done_at, closed_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $16, $17, $18, $19) RETURNING id"
+         lat, lon, volunteer_id, rating, escalation_reason, wave, classified_at, accepted_at, done_at, closed_at, created_at, updated_at, \
+         rating_asked_at, rated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id"
     )
     .bind(status)
     .bind(p.category.as_str())
@@ -143,6 +132,8 @@ async fn insert_past(
     .bind(closed_at)
     .bind(created)
     .bind(closed_at.unwrap_or(done))
+    .bind(helped.then_some(done + 60_000))
+    .bind(rating.map(|_| done + 3_000_000))
     .fetch_one(c)
     .await
     })?;
@@ -220,12 +211,13 @@ async fn insert_past(
         .await?;
         crate::on_tx!(tx, |c| {
             sqlx::query(
-            "INSERT INTO points_ledger (volunteer_id, request_id, points, reason, at) VALUES ($1, $2, $3, 'done', $4)"
+            "INSERT INTO points_ledger (volunteer_id, request_id, points, reason, at) VALUES ($1, $2, $3, $5, $4)"
         )
         .bind(vid)
         .bind(request_id)
-        .bind(history_points(p))
+        .bind(crate::followup::points::for_job(p.category, p.grade))
         .bind(done)
+        .bind(format!("job {} {}", p.category.as_str(), p.grade.as_str()))
         .execute(c)
         .await
         .map(|r| r.rows_affected())

@@ -18,7 +18,6 @@ struct Volunteer {
     name: String,
     phone: String,
     languages: String,
-    points: i64,
 }
 
 impl Volunteer {
@@ -40,7 +39,7 @@ struct OfferRow {
 
 async fn find_volunteer(tx: &mut Tx, phone: &PhoneNumber) -> sqlx::Result<Option<Volunteer>> {
     crate::on_tx!(tx, |c| sqlx::query_as::<_, Volunteer>(
-        "SELECT id, name, phone, languages, points FROM volunteers WHERE phone = $1"
+        "SELECT id, name, phone, languages FROM volunteers WHERE phone = $1"
     )
     .bind(phone.as_str())
     .fetch_optional(c)
@@ -110,7 +109,7 @@ pub async fn handle(
             }
             Err(reply) => reply,
         },
-        Command::Done { code } => done(tx, &v, code.as_ref()).await?,
+        Command::Done { code } => done(deps, client, tx, &v, code.as_ref()).await?,
         Command::Off => {
             set_flag(
                 tx,
@@ -158,7 +157,7 @@ pub async fn handle(
             .await?;
             messages::opted_in(lang)
         }
-        Command::Points => messages::points(lang, v.points),
+        Command::Points => crate::followup::points_reply(tx, &deps.config.tz, v.id, lang).await?,
         Command::Help => messages::help(lang),
         Command::Unknown(_) => messages::unknown_command(lang),
     };
@@ -449,12 +448,21 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn done(tx: &mut Tx, v: &Volunteer, code: Option<&OfferCode>) -> anyhow::Result<String> {
+/// `DONE`: the job the word or code names is completed by follow-up (points,
+/// the rating question); the reply thanks the volunteer.
+async fn done(
+    deps: &JobDeps,
+    client: &Client,
+    tx: &mut Tx,
+    v: &Volunteer,
+    code: Option<&OfferCode>,
+) -> anyhow::Result<String> {
     let lang = v.lang();
+    // A job a clock escalated stays the volunteer's until it is done.
     let jobs: Vec<(i64, String)> = crate::on_tx!(tx, |c| {
         sqlx::query_as(
         "SELECT r.id, o.code FROM requests r JOIN offers o ON o.request_id = r.id AND o.status = 'accepted' \
-         WHERE r.volunteer_id = $1 AND r.status = 'assigned' ORDER BY r.id"
+         WHERE r.volunteer_id = $1 AND (r.status = 'assigned' OR (r.status = 'escalated' AND r.done_at IS NULL)) ORDER BY r.id"
     )
     .bind(v.id)
     .fetch_all(c)
@@ -472,33 +480,17 @@ async fn done(tx: &mut Tx, v: &Volunteer, code: Option<&OfferCode>) -> anyhow::R
             return Ok(messages::which_offer(lang, &codes));
         }
     };
-    let Some((request_id, ocode)) = job.cloned() else {
+    let Some((request_id, _)) = job.cloned() else {
         return Ok(messages::no_such_offer(
             lang,
             code.expect("a code was given"),
         ));
     };
-    let now = now_ms();
-    crate::on_tx!(tx, |c| {
-        sqlx::query("UPDATE requests SET status = 'done', done_at = $2, updated_at = $2 WHERE id = $1 AND status = 'assigned'")
-        .bind(request_id)
-        .bind(now)
-        .execute(c).await.map(|r| r.rows_affected())
-    })?;
-    append_event(
-        tx,
-        EventInput {
-            request_id: Some(request_id),
-            kind: "request.status",
-            actor: &format!("volunteer:{}", v.id),
-            data: json!({ "status": "done" }),
-        },
-    )
-    .await?;
-    Ok(messages::done(
-        lang,
-        &OfferCode::parse(&ocode).unwrap_or_else(|_| OfferCode::from_number(0)),
-    ))
+    let actor = format!("volunteer:{}", v.id);
+    match crate::followup::complete(client, tx, deps, request_id, &actor).await? {
+        Some(f) => Ok(messages::done(lang, &f.code, f.earned, f.balance)),
+        None => Ok(messages::nothing_pending(lang)),
+    }
 }
 
 /// A text from a number that is no volunteer: a resident's request by SMS.
@@ -509,6 +501,12 @@ async fn resident_text(
     from: &PhoneNumber,
     body: &str,
 ) -> anyhow::Result<Option<String>> {
+    // While a rating question is open, the reply is its answer, not a new request.
+    if let Some(reply) =
+        crate::followup::rating::resident_reply(client, tx, deps, from, body).await?
+    {
+        return Ok(Some(reply));
+    }
     let resident: Option<(i64, String, Option<f64>, Option<f64>)> =
         crate::on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, language, lat, lon FROM residents WHERE phone = $1"
@@ -567,6 +565,7 @@ async fn resident_text(
         },
     )
     .await?;
+    crate::followup::clocks::start(client, tx, &deps.config, request_id).await?;
     if status == "offering" {
         cascade::start(client, tx, request_id).await?;
         return Ok(None);

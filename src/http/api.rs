@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/requests", get(list_requests))
         .route("/api/requests/{id}", get(show_request))
         .route("/api/volunteers", get(list_volunteers))
+        .route("/api/requests/{id}/done", post(super::followup::done))
+        .route("/api/stats", get(super::followup::stats))
         .layer(Extension(Arc::new(LoginThrottle::default())))
 }
 

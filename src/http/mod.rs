@@ -3,6 +3,7 @@
 
 pub mod api;
 mod error;
+pub mod followup;
 mod health;
 pub mod session;
 pub mod simulator;
@@ -16,7 +17,7 @@ use axum::Router;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
-        .merge(twilio::routes())
+        .merge(webhook_routes())
         .merge(
             api::routes()
                 .merge(simulator::routes())
@@ -28,4 +29,10 @@ pub fn router(state: AppState) -> Router {
             std::time::Duration::from_secs(15),
         ))
         .with_state(state)
+}
+
+/// Every `/twilio/*` webhook: the IVR and SMS ones and the follow-up survey's.
+/// The simulator plays its phones through this same router.
+pub fn webhook_routes() -> Router<AppState> {
+    twilio::routes().merge(followup::twilio_routes())
 }

@@ -139,7 +139,7 @@ async fn webhook(
         .header("x-twilio-signature", signature)
         .body(axum::body::Body::from(body))
         .map_err(|e| AppError::bad_request(format!("cannot build the webhook: {e}")))?;
-    let response = super::twilio::routes()
+    let response = super::webhook_routes()
         .with_state(state.clone())
         .oneshot(request)
         .await

@@ -334,6 +334,8 @@ async fn apply_effects(
                     )
                     .await?;
                     notify_operators(state, tx, request_id, EscalationReason::Emergency).await?;
+                    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id)
+                        .await?;
                 }
             }
             Effect::OperatorRequested => {
@@ -366,6 +368,8 @@ async fn apply_effects(
                 .await?;
                 if changed > 0 {
                     append_event(tx, EventInput { request_id: Some(request_id), kind: "request.status", actor: "system", data: json!({ "status": "escalated", "escalation_reason": "call_back" }) }).await?;
+                    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id)
+                        .await?;
                 }
             }
             Effect::NameRecording { url } => {
@@ -462,6 +466,7 @@ async fn classify(
         )
         .await?;
     }
+    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id).await?;
     crate::dispatch::cascade::start(&state.jobs, tx, request_id).await
 }
 
@@ -647,6 +652,7 @@ async fn call_ended(state: &AppState, call_sid: &str, call_status: &str) -> anyh
                 },
             )
             .await?;
+            crate::followup::clocks::start(&state.jobs, &mut tx, &state.config, request_id).await?;
         }
     }
     tx.commit().await?;
