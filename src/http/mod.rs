@@ -4,6 +4,7 @@
 pub mod api;
 mod error;
 mod health;
+pub mod limits;
 pub mod session;
 pub mod twilio;
 
