@@ -92,6 +92,18 @@ impl FromRequest<AppState> for TwilioForm {
                 return Err(Rejected(StatusCode::FORBIDDEN, "invalid Twilio signature"));
             }
         }
+        // No phone or provider sends NUL, and PostgreSQL cannot store it in
+        // text: refuse it clearly instead of failing mid-transaction (a 5xx
+        // that Twilio would retry for ever).
+        let has_nul = |s: &String| s.contains('\0');
+        if params.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+            || query.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+        {
+            return Err(Rejected(
+                StatusCode::BAD_REQUEST,
+                "form fields may not contain NUL characters",
+            ));
+        }
         Ok(TwilioForm { params, query })
     }
 }

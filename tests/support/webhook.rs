@@ -39,7 +39,9 @@ pub async fn post_signed(
     }
 }
 
-/// POSTs a raw body (any bytes) with an optional signature header.
+/// POSTs a raw body (any bytes) with an optional signature header. A body
+/// over the server's limit may be refused (413) before it is read, and the
+/// connection closed while it is still being sent: that is status 0.
 pub async fn post_raw(
     client: &reqwest::Client,
     url: &str,
@@ -53,9 +55,14 @@ pub async fn post_raw(
     if let Some(s) = signature {
         req = req.header("X-Twilio-Signature", s);
     }
-    let r = req.send().await.expect("the service answers");
-    Answer {
-        status: r.status().as_u16(),
-        body: r.text().await.unwrap_or_default(),
+    match req.send().await {
+        Ok(r) => Answer {
+            status: r.status().as_u16(),
+            body: r.text().await.unwrap_or_default(),
+        },
+        Err(e) => Answer {
+            status: 0,
+            body: e.to_string(),
+        },
     }
 }
