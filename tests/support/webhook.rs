@@ -66,3 +66,25 @@ pub async fn post_raw(
         },
     }
 }
+
+/// Like `post_signed`, but a connection that fails (the service died) is an `Err`.
+pub async fn try_post_signed(
+    client: &reqwest::Client,
+    base: &str,
+    public_url: &str,
+    token: &str,
+    path_and_query: &str,
+    params: &[(String, String)],
+) -> Result<Answer, reqwest::Error> {
+    let sig = expected_signature(token, &format!("{public_url}{path_and_query}"), params);
+    let r = client
+        .post(format!("{base}{path_and_query}"))
+        .header("X-Twilio-Signature", sig)
+        .form(params)
+        .send()
+        .await?;
+    Ok(Answer {
+        status: r.status().as_u16(),
+        body: r.text().await?,
+    })
+}
