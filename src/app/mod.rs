@@ -18,6 +18,8 @@ pub struct AppState {
     pub provider: Arc<dyn crate::telephony::Provider>,
     /// The job queue's client: handlers insert jobs in their transactions.
     pub jobs: riverqueue::Client,
+    /// Per-number limits on inbound calls and SMS (this instance's counters).
+    pub limits: Arc<crate::http::limits::CallerLimits>,
 }
 
 impl AppState {
@@ -76,7 +78,11 @@ impl Application {
         };
         let jobs = crate::jobs::build_client(deps.clone())?;
         let _ = deps.jobs.set(jobs.clone());
+        let limits = Arc::new(crate::http::limits::CallerLimits::new(
+            &config.settings.limits,
+        ));
         let state = AppState {
+            limits,
             db,
             config,
             metrics: metrics_handle(),

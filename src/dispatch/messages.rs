@@ -439,6 +439,19 @@ pub fn unknown_sender(lang: Language, emergency_number: &str) -> String {
     }
 }
 
+/// Over the per-number intake limit: earlier texts are being handled; no new request.
+pub fn intake_slow_down(lang: Language, emergency_number: &str) -> String {
+    if zh(lang) {
+        format!(
+            "{SIGN_ZH}您刚才的短信已收到，正在处理，请勿重复发送。紧急情况请拨打{emergency_number}。"
+        )
+    } else {
+        format!(
+            "{SIGN_EN} We have your earlier messages and are on it; please do not resend. In an emergency call {emergency_number}."
+        )
+    }
+}
+
 /// The rating question after a request is done.
 pub fn rating_question(lang: Language, category: Category) -> String {
     let label = category.label(lang);
@@ -608,6 +621,7 @@ mod tests {
             ),
             unknown_command(lang),
             unknown_sender(lang, "120"),
+            intake_slow_down(lang, "120"),
             rating_question(lang, Category::Escort),
             rating_thanks(lang, 5),
             rating_thanks(lang, 1),

@@ -86,14 +86,30 @@ fn code_of(o: &OfferRow) -> OfferCode {
 }
 
 /// Handles one inbound SMS inside `tx` (which also holds the `MessageSid` claim).
+/// `intake_allowed` is asked once before a resident's text opens a request
+/// (the per-number limit); when it says no, nothing but a polite reply follows.
 pub async fn handle(
     deps: &JobDeps,
     client: &Client,
     tx: &mut Tx,
     from: &PhoneNumber,
     body: &str,
+    intake_allowed: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Option<String>> {
     let Some(v) = find_volunteer(tx, from).await? else {
+        if !intake_allowed() {
+            let lang: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
+                "SELECT language FROM residents WHERE phone = $1"
+            )
+            .bind(from.as_str())
+            .fetch_optional(c)
+            .await)?;
+            let lang = lang.and_then(|l| l.parse().ok()).unwrap_or(Language::Zh);
+            return Ok(Some(messages::intake_slow_down(
+                lang,
+                &deps.config.settings.emergency.number,
+            )));
+        }
         return resident_text(deps, client, tx, from, body).await;
     };
     let lang = v.lang();

@@ -5,6 +5,7 @@ pub mod api;
 mod error;
 pub mod followup;
 mod health;
+pub mod limits;
 pub mod session;
 pub mod simulator;
 pub mod twilio;
