@@ -244,6 +244,28 @@ async fn done_by_sms_then_a_rating_by_sms_closes_the_request(backend: Backend) {
     );
 }
 
+/// A resident who has used up the hour's SMS intake can still answer the
+/// rating question: a rating is no new request.
+async fn a_rating_is_taken_from_a_resident_over_the_intake_limit(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[("HOTLINE580__LIMITS__INTAKE_PER_HOUR", "1")],
+    )
+    .await;
+    seed(&app).await;
+    let (id, _code) = accepted_job(&app, &twilio, 1, "厨房漏水").await;
+    sms(&app, "SMD9", NEAR, "DONE").await;
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    let reply = sms(&app, "SMR9", RESIDENT, "4").await;
+    assert!(reply.contains("4分"), "{reply}");
+    assert_eq!(req(&app, id).await.rating, Some(4));
+    // A new request, though, is over the limit.
+    sms(&app, "SMR10", RESIDENT, "水管又漏水了").await;
+    assert_eq!(scalar_i64(&app, "SELECT COUNT(*) FROM requests").await, 1);
+}
+
 /// A request assigned to NEAR, written as dispatch would leave it.
 async fn seeded_assignment(app: &TestApp, resident_phone: &str) -> i64 {
     let vid = volunteer_id(app).await;
@@ -1092,6 +1114,7 @@ async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
 }
 
 on_both_backends!(
+    a_rating_is_taken_from_a_resident_over_the_intake_limit,
     done_by_sms_then_a_rating_by_sms_closes_the_request,
     an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
     a_low_rating_opens_a_revisit,

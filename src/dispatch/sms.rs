@@ -97,20 +97,7 @@ pub async fn handle(
     intake_allowed: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Option<String>> {
     let Some(v) = find_volunteer(tx, from).await? else {
-        if !intake_allowed() {
-            let lang: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
-                "SELECT language FROM residents WHERE phone = $1"
-            )
-            .bind(from.as_str())
-            .fetch_optional(c)
-            .await)?;
-            let lang = lang.and_then(|l| l.parse().ok()).unwrap_or(Language::Zh);
-            return Ok(Some(messages::intake_slow_down(
-                lang,
-                &deps.config.settings.emergency.number,
-            )));
-        }
-        return resident_text(deps, client, tx, from, body).await;
+        return resident_text(deps, client, tx, from, body, intake_allowed).await;
     };
     let lang = v.lang();
     let reply = match commands::parse(body) {
@@ -516,12 +503,27 @@ async fn resident_text(
     tx: &mut Tx,
     from: &PhoneNumber,
     body: &str,
+    intake_allowed: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Option<String>> {
-    // While a rating question is open, the reply is its answer, not a new request.
+    // While a rating question is open, the reply is its answer, not a new
+    // request, and the intake limit does not apply to it.
     if let Some(reply) =
         crate::followup::rating::resident_reply(client, tx, deps, from, body).await?
     {
         return Ok(Some(reply));
+    }
+    if !intake_allowed() {
+        let lang: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT language FROM residents WHERE phone = $1"
+        )
+        .bind(from.as_str())
+        .fetch_optional(c)
+        .await)?;
+        let lang = lang.and_then(|l| l.parse().ok()).unwrap_or(Language::Zh);
+        return Ok(Some(messages::intake_slow_down(
+            lang,
+            &deps.config.settings.emergency.number,
+        )));
     }
     let resident: Option<(i64, String, Option<f64>, Option<f64>)> =
         crate::on_tx!(tx, |c| sqlx::query_as(
