@@ -1,9 +1,12 @@
 //! HTTP: the axum routers (health and metrics here; Twilio webhooks, the API,
 //! the console and Open311 in their own files) and the one error type.
 
+pub mod actions;
 pub mod api;
 mod error;
 mod health;
+pub mod live;
+pub mod openapi;
 pub mod session;
 pub mod twilio;
 
@@ -16,7 +19,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(twilio::routes())
-        .merge(api::routes().layer(session::layer(&state)))
+        .merge(
+            api::routes()
+                .merge(actions::routes())
+                .merge(live::routes())
+                .merge(openapi::routes())
+                .layer(session::layer(&state)),
+        )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
