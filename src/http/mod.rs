@@ -6,6 +6,7 @@ pub mod api;
 mod error;
 mod health;
 pub mod live;
+pub mod open311;
 pub mod openapi;
 pub mod session;
 pub mod twilio;
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(twilio::routes())
+        .merge(open311::routes())
         .merge(
             api::routes()
                 .merge(actions::routes())
