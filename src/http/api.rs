@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
 
-/// The API's routes. The session layer is added by the caller
-/// (`session::layer`), shared with the console.
+/// The API's routes. The session layer and the login throttle
+/// (`Extension<Arc<LoginThrottle>>`) are added by the caller, shared with the console.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/login", post(login))
@@ -32,7 +32,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/requests", get(list_requests))
         .route("/api/requests/{id}", get(show_request))
         .route("/api/volunteers", get(list_volunteers))
-        .layer(Extension(Arc::new(LoginThrottle::default())))
 }
 
 /// `Json` whose rejections speak our error format: a body that is not
@@ -142,15 +141,15 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| crate::auth::hash_password("not anyone's password").unwrap_or_default())
 }
 
-#[utoipa::path(post, path = "/api/login", request_body = LoginBody,
-    responses((status = 200, body = LoginReply), (status = 401, description = "wrong username or password"), (status = 429, description = "too many failed logins")))]
-pub async fn login(
-    State(state): State<AppState>,
-    Extension(throttle): Extension<Arc<LoginThrottle>>,
-    session: Session,
-    ApiJson(body): ApiJson<LoginBody>,
-) -> AppResult<Json<LoginReply>> {
-    let key = body.username.clone();
+/// Checks a username and password against the throttle and the stored hash:
+/// the operator, or 401 (wrong) or 429 (too many failures).
+pub async fn check_login(
+    state: &AppState,
+    throttle: &LoginThrottle,
+    username: &str,
+    password: String,
+) -> AppResult<crate::auth::Operator> {
+    let key = username.to_string();
     if let Err(wait) = throttle.check(&key, Instant::now()) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return Err(AppError::Client(
@@ -158,12 +157,11 @@ pub async fn login(
             format!("too many failed logins; wait {minutes} minutes"),
         ));
     }
-    let operator = crate::auth::find_operator(&state.db, &body.username).await?;
+    let operator = crate::auth::find_operator(&state.db, username).await?;
     let hash = operator
         .as_ref()
         .map(|o| o.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
-    let password = body.password;
     // Argon2 is deliberately slow: keep it off the async workers.
     let matches =
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
@@ -175,6 +173,18 @@ pub async fn login(
         return Err(AppError::unauthorized("wrong username or password"));
     };
     throttle.clear(&key);
+    Ok(operator)
+}
+
+#[utoipa::path(post, path = "/api/login", request_body = LoginBody,
+    responses((status = 200, body = LoginReply), (status = 401, description = "wrong username or password"), (status = 429, description = "too many failed logins")))]
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    session: Session,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> AppResult<Json<LoginReply>> {
+    let operator = check_login(&state, &throttle, &body.username, body.password).await?;
     session::log_in(&session, operator.id).await?;
     tracing::info!(username = %operator.username, "login");
     Ok(Json(LoginReply {

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod console;
 mod error;
 mod health;
 pub mod live;
@@ -26,6 +27,10 @@ pub fn router(state: AppState) -> Router {
                 .merge(actions::routes())
                 .merge(live::routes())
                 .merge(openapi::routes())
+                .merge(console::routes())
+                .layer(axum::Extension(std::sync::Arc::new(
+                    api::LoginThrottle::default(),
+                )))
                 .layer(session::layer(&state)),
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))

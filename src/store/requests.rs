@@ -154,3 +154,35 @@ pub async fn public_requests(db: &Db, f: &PublicFilter<'_>) -> DbResult<Vec<Publ
         .await
     })
 }
+
+/// A message or call sent about a request (the outbox), for its timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SentRow {
+    pub kind: String,
+    pub to_phone: String,
+    pub body: String,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// What was sent about a request, oldest first.
+pub async fn request_outbox(db: &Db, request_id: i64) -> DbResult<Vec<SentRow>> {
+    crate::on_db!(db, |c| {
+        sqlx::query_as::<_, SentRow>(
+            "SELECT kind, to_phone, body, status, last_error, created_at FROM outbox WHERE request_id = $1 ORDER BY id",
+        )
+        .bind(request_id)
+        .fetch_all(c)
+        .await
+    })
+}
+
+/// Volunteers' quiet hours by id (`None`: the default), for the console.
+pub async fn volunteer_quiet_hours(db: &Db) -> DbResult<Vec<(i64, Option<String>)>> {
+    crate::on_db!(db, |c| {
+        sqlx::query_as::<_, (i64, Option<String>)>("SELECT id, quiet_hours FROM volunteers")
+            .fetch_all(c)
+            .await
+    })
+}
