@@ -50,9 +50,10 @@
 
   // ---- the alert banner ----
   const alertBox = document.getElementById("alert");
-  function raiseAlert(requestId) {
+  // `red`: a new red request; otherwise an `alert` event (an escalation, an emergency).
+  function raiseAlert(requestId, red) {
     if (!alertBox) return;
-    const title = document.getElementById("alert-title").textContent;
+    const title = document.getElementById(red ? "alert-title" : "attention-title").textContent;
     document.getElementById("alert-text").textContent = title + (requestId ? " #" + requestId : "");
     const link = document.getElementById("alert-open");
     link.href = requestId ? "/console/requests/" + requestId : "/console";
@@ -107,7 +108,7 @@
       bindActions();
       if (page === "board") {
         const now = redIds();
-        now.forEach(function (rid) { if (!knownRed.has(rid)) raiseAlert(rid); });
+        now.forEach(function (rid) { if (!knownRed.has(rid)) raiseAlert(rid, true); });
         knownRed = now;
       }
     }).catch(function () {});
@@ -128,7 +129,7 @@
     source.onmessage = function (m) {
       let ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.type === "alert") raiseAlert(ev.request_id);
+      if (ev.type === "alert") raiseAlert(ev.request_id, false);
       if (page === "board") refreshSoon();
       if (page === "request" && String(ev.request_id) === body.dataset.requestId) refreshSoon();
     };
