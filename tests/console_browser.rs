@@ -80,9 +80,10 @@ async fn browser(driver: &Driver) -> Client {
         "--disable-component-update".into(),
         "--disable-sync".into(),
         "--window-size=1600,1000".into(),
-        "--lang=zh-CN".into(),
         format!("--user-data-dir={}", driver._profile.path().display()),
     ];
+    // The console's own audience: a browser asking for Chinese.
+    let prefs = json!({ "intl.accept_languages": "zh-CN,zh" });
     if let Ok(bin) = std::env::var("HOTLINE580_TEST_CHROMIUM") {
         caps.insert(
             "goog:chromeOptions".into(),
@@ -90,7 +91,10 @@ async fn browser(driver: &Driver) -> Client {
         );
     } else {
         args.push("--disable-dev-shm-usage".into());
-        caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": args, "prefs": prefs }),
+        );
     }
     ClientBuilder::rustls()
         .expect("TLS setup")

@@ -38,6 +38,17 @@ const REQUEST_SQL: &str = "SELECT r.id, r.status, r.category, r.grade, r.languag
      COALESCE(r.address, p.address) AS address, r.caller_phone \
      FROM requests r LEFT JOIN residents p ON p.id = r.resident_id WHERE r.id = $1";
 
+/// The same, read outside a transaction (for views that change nothing).
+pub async fn read_request(
+    db: &crate::store::Db,
+    id: i64,
+) -> sqlx::Result<Option<RequestForDispatch>> {
+    crate::on_db!(db, |c| sqlx::query_as::<_, RequestForDispatch>(REQUEST_SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
+
 pub async fn load_request(tx: &mut Tx, id: i64) -> sqlx::Result<Option<RequestForDispatch>> {
     crate::on_tx!(tx, |c| sqlx::query_as::<_, RequestForDispatch>(REQUEST_SQL)
         .bind(id)

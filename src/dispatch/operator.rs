@@ -760,8 +760,8 @@ struct CandidateRow {
 /// one who let the offer expire), showing how they answered.
 pub async fn candidates(deps: &JobDeps, request_id: i64) -> ActionResult<Vec<Suggestion>> {
     let settings = &deps.config.settings.dispatch;
-    let mut tx = deps.db.begin().await?;
-    let req = load_request(&mut tx, request_id)
+    // Only reads: no write transaction (on SQLite that would take the write lock).
+    let req = cascade::read_request(&deps.db, request_id)
         .await?
         .ok_or_else(|| ActionError::NotFound(format!("there is no request {request_id}")))?;
     let Some(position) = req
@@ -769,7 +769,6 @@ pub async fn candidates(deps: &JobDeps, request_id: i64) -> ActionResult<Vec<Sug
         .zip(req.lon)
         .and_then(|(a, b)| GeoPoint::new(a, b).ok())
     else {
-        tx.rollback().await?;
         return Ok(Vec::new());
     };
     let category: Category = req
@@ -790,7 +789,7 @@ pub async fn candidates(deps: &JobDeps, request_id: i64) -> ActionResult<Vec<Sug
         .unwrap_or(Grade::Blue);
     let radius_m = settings.radius_m(settings.max_waves);
     let (lat_min, lat_max, lon_min, lon_max) = position.bounding_box(radius_m);
-    let rows: Vec<CandidateRow> = crate::on_tx!(&mut tx, |c| {
+    let rows: Vec<CandidateRow> = crate::on_db!(&deps.db, |c| {
         sqlx::query_as::<_, CandidateRow>(
         "SELECT v.id, v.name, v.lat, v.lon, v.skills, v.languages, v.available, v.opted_out, v.max_active, \
          v.quiet_hours, v.last_offered_at, \
@@ -807,7 +806,6 @@ pub async fn candidates(deps: &JobDeps, request_id: i64) -> ActionResult<Vec<Sug
     .fetch_all(c)
     .await
     })?;
-    tx.rollback().await?;
     let local = jiff::Timestamp::now()
         .to_zoned(deps.config.tz.clone())
         .datetime();

@@ -216,6 +216,148 @@ pub fn reason_label(r: Option<&str>, lang: Language) -> &'static str {
     }
 }
 
+pub fn channel_label(c: &str, lang: Language) -> &'static str {
+    let zh = lang == Language::Zh;
+    match c {
+        "voice" => {
+            if zh {
+                "电话"
+            } else {
+                "Phone call"
+            }
+        }
+        "sms" => {
+            if zh {
+                "短信"
+            } else {
+                "SMS"
+            }
+        }
+        "operator" => {
+            if zh {
+                "人工登记"
+            } else {
+                "Operator"
+            }
+        }
+        _ => "?",
+    }
+}
+
+pub fn offer_status_label(s: &str, lang: Language) -> String {
+    let zh = lang == Language::Zh;
+    match s {
+        "pending" => {
+            if zh {
+                "待回复"
+            } else {
+                "waiting"
+            }
+        }
+        "accepted" => {
+            if zh {
+                "已接受"
+            } else {
+                "accepted"
+            }
+        }
+        "declined" => {
+            if zh {
+                "已拒绝"
+            } else {
+                "declined"
+            }
+        }
+        "expired" => {
+            if zh {
+                "已超时"
+            } else {
+                "expired"
+            }
+        }
+        "withdrawn" => {
+            if zh {
+                "已撤回"
+            } else {
+                "withdrawn"
+            }
+        }
+        "failed" => {
+            if zh {
+                "短信失败"
+            } else {
+                "SMS failed"
+            }
+        }
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// A timeline entry's type in words (the raw type stays beside it).
+pub fn event_label(kind: &str, lang: Language) -> &'static str {
+    let zh = lang == Language::Zh;
+    match kind {
+        "request.created" => {
+            if zh {
+                "新求助"
+            } else {
+                "Request received"
+            }
+        }
+        "request.status" => {
+            if zh {
+                "状态变化"
+            } else {
+                "Status changed"
+            }
+        }
+        "request.updated" => {
+            if zh {
+                "修改或备注"
+            } else {
+                "Changed or noted"
+            }
+        }
+        "offer.sent" => {
+            if zh {
+                "派单"
+            } else {
+                "Offer sent"
+            }
+        }
+        "offer.answered" => {
+            if zh {
+                "派单结果"
+            } else {
+                "Offer answered"
+            }
+        }
+        "message.failed" => {
+            if zh {
+                "消息发送失败"
+            } else {
+                "Message failed"
+            }
+        }
+        "alert" => {
+            if zh {
+                "警报"
+            } else {
+                "Alert"
+            }
+        }
+        "volunteer.updated" => {
+            if zh {
+                "志愿者变更"
+            } else {
+                "Volunteer changed"
+            }
+        }
+        _ => "",
+    }
+}
+
 /// Every fixed text of the console's pages.
 pub struct Texts {
     pub lang: &'static str,

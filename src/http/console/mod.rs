@@ -467,6 +467,7 @@ async fn board(
 
 pub struct Line {
     pub at: String,
+    pub label: &'static str,
     pub kind: String,
     pub actor: String,
     pub text: String,
@@ -514,7 +515,7 @@ struct RequestPage {
     grade: &'static str,
     grade_label: &'static str,
     category: String,
-    channel: String,
+    channel: &'static str,
     reason: &'static str,
     overdue: bool,
     resident_name: String,
@@ -599,16 +600,7 @@ async fn request_page(
         Vec::new()
     };
     let suggested: Vec<i64> = candidates.iter().map(|c| c.volunteer_id).collect();
-    let offered_word = |s: &str| -> String {
-        match (lang, s) {
-            (Language::Zh, "declined") => "曾拒绝".into(),
-            (Language::Zh, "expired") => "曾超时".into(),
-            (Language::Zh, "pending") => "待回复".into(),
-            (Language::Zh, "withdrawn") => "已撤回".into(),
-            (Language::Zh, "failed") => "短信失败".into(),
-            (_, other) => other.to_string(),
-        }
-    };
+    let offered_word = |s: &str| i18n::offer_status_label(s, lang);
     let grade_now = r.grade.clone();
     let category_now = r.category.clone();
     Ok(render(&RequestPage {
@@ -617,7 +609,7 @@ async fn request_page(
         grade: grade_class(r.grade.as_deref()),
         grade_label: i18n::grade_label(r.grade.as_deref(), lang),
         category: i18n::category_label(r.category.as_deref(), lang),
-        channel: r.channel.clone(),
+        channel: i18n::channel_label(&r.channel, lang),
         reason: if r.status == "escalated" {
             i18n::reason_label(r.escalation_reason.as_deref(), lang)
         } else {
@@ -695,6 +687,7 @@ async fn request_page(
             .into_iter()
             .map(|e| Line {
                 at: local_time(&state, e.at),
+                label: i18n::event_label(&e.kind, lang),
                 kind: e.kind,
                 actor: e.actor,
                 text: data_text(&e.data),
