@@ -182,12 +182,16 @@
         req = call("POST", base + "/notes", { text: text });
         break;
       }
-      case "patch":
-        req = call("PATCH", base, {
-          grade: document.getElementById("grade").value,
-          category: document.getElementById("category").value,
-        });
+      case "patch": {
+        // Only what was chosen: an unset grade or category stays unset.
+        const change = {};
+        const grade = document.getElementById("grade").value;
+        const category = document.getElementById("category").value;
+        if (grade) change.grade = grade;
+        if (category) change.category = category;
+        req = call("PATCH", base, change);
         break;
+      }
       default: return;
     }
     button.disabled = true;

@@ -536,7 +536,9 @@ struct RequestPage {
     candidates: Vec<CandidateLine>,
     others: Vec<(i64, String)>,
     grades: Vec<Choice>,
+    grade_set: bool,
     categories: Vec<Choice>,
+    category_set: bool,
     offers: Vec<OfferLine>,
     events: Vec<Line>,
     sent: Vec<SentLine>,
@@ -653,6 +655,8 @@ async fn request_page(
             .filter(|v| !suggested.contains(&v.id) && !v.opted_out)
             .map(|v| (v.id, v.name.clone()))
             .collect(),
+        grade_set: grade_now.is_some(),
+        category_set: category_now.is_some(),
         grades: Grade::ALL
             .iter()
             .map(|g| Choice {
