@@ -93,6 +93,16 @@ async fn the_login_form_needs_its_csrf_token_and_the_right_password(backend: Bac
     let page = login_page(&app, &b).await;
     let csrf = csrf_of(&page);
     assert_eq!(csrf.len(), 64);
+    let sessions: i64 = on_db!(&app.state.db, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    assert_eq!(
+        sessions, 0,
+        "a visitor of the login page gets no session row"
+    );
     // No token, or another one: refused, and no session.
     for token in [
         "",
@@ -103,7 +113,7 @@ async fn the_login_form_needs_its_csrf_token_and_the_right_password(backend: Bac
         let r = b.get(app.url("/console")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
     }
-    // A token from another browser's session is no good either.
+    // A token from another browser is no good either.
     let other = browser();
     let foreign = csrf_of(&login_page(&app, &other).await);
     assert_eq!(

@@ -37,6 +37,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 /// The session key holding the CSRF token of the console's forms.
 const CSRF_KEY: &str = "csrf";
+/// Before a login there is no session (and none is made for every visitor of
+/// the login page): its form's token is checked against this cookie instead,
+/// which another site can neither read nor set (double submit).
+const LOGIN_CSRF_COOKIE: &str = "hotline580_login_csrf";
 
 const CONSOLE_JS: &str = include_str!("../../../console/assets/console.js");
 const CONSOLE_CSS: &str = include_str!("../../../console/assets/console.css");
@@ -129,19 +133,36 @@ async fn csrf_token(session: &Session) -> AppResult<String> {
     if let Some(t) = session.get::<String>(CSRF_KEY).await.map_err(err)? {
         return Ok(t);
     }
-    let bytes: [u8; 32] = rand::random();
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = new_token();
     session.insert(CSRF_KEY, &token).await.map_err(err)?;
     Ok(token)
 }
 
-/// Whether a form's token is the session's (compared in constant time).
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two tokens in constant time; an empty one never matches.
+fn same_token(expected: &str, sent: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), sent.as_bytes());
+    !a.is_empty()
+        && a.len() == b.len()
+        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a form's token is the session's.
 async fn csrf_ok(session: &Session, sent: &str) -> bool {
     let Ok(Some(expected)) = session.get::<String>(CSRF_KEY).await else {
         return false;
     };
-    let (a, b) = (expected.as_bytes(), sent.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    same_token(&expected, sent)
+}
+
+fn login_csrf_cookie(token: &str) -> String {
+    format!(
+        "{LOGIN_CSRF_COOKIE}={token}; Path=/console/login; Max-Age=3600; SameSite=Strict; HttpOnly"
+    )
 }
 
 fn csrf_refused(lang: Language) -> Response {
@@ -198,14 +219,16 @@ struct LoginPage {
     username: String,
 }
 
-async fn login_page(session: Session, headers: HeaderMap) -> AppResult<Response> {
+async fn login_page(headers: HeaderMap) -> Response {
     let t = i18n::texts(page_language(&headers));
-    Ok(render(&LoginPage {
+    let token = new_token();
+    let page = render(&LoginPage {
         t,
-        csrf: csrf_token(&session).await?,
+        csrf: token.clone(),
         error: None,
         username: String::new(),
-    }))
+    });
+    ([(header::SET_COOKIE, login_csrf_cookie(&token))], page).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,7 +249,8 @@ async fn login_form(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let lang = page_language(&headers);
-    if !csrf_ok(&session, &form.csrf).await {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same_token(&expected, &form.csrf) {
         return Ok(csrf_refused(lang));
     }
     match check_login(&state, &throttle, form.username.trim(), form.password).await {
@@ -246,7 +270,7 @@ async fn login_form(
             };
             let mut r = render(&LoginPage {
                 t,
-                csrf: csrf_token(&session).await?,
+                csrf: form.csrf,
                 error: Some(error),
                 username: form.username,
             });
