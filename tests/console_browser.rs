@@ -405,6 +405,14 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
     assert!(table.text().await.unwrap().contains("王师傅"));
     screenshot(&c, "6-volunteers").await;
 
+    // The figures page shows the stats endpoint's answer, or says it is missing.
+    c.goto(&app.url("/console/figures")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#figures > *"))
+        .await
+        .expect("the figures section is filled");
+    screenshot(&c, "7-figures").await;
+
     c.find(Locator::Css("#logout"))
         .await
         .unwrap()
