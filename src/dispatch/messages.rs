@@ -207,6 +207,15 @@ pub fn withdrawn(lang: Language, code: &OfferCode) -> String {
     }
 }
 
+/// To the volunteer holding a job that an operator cancelled.
+pub fn job_cancelled(lang: Language, code: &OfferCode) -> String {
+    if zh(lang) {
+        format!("{SIGN_ZH}{code}号求助已取消，无需前往。谢谢您！")
+    } else {
+        format!("{SIGN_EN} Job {code} has been cancelled; no need to go. Thank you!")
+    }
+}
+
 /// Confirms a decline.
 pub fn declined(lang: Language, code: &OfferCode) -> String {
     if zh(lang) {
@@ -582,6 +591,7 @@ mod tests {
         vec![
             taken(lang, &c),
             withdrawn(lang, &c),
+            job_cancelled(lang, &c),
             declined(lang, &c),
             done(lang, &c, 15, 1_250),
             done(lang, &c, 0, 1_250),

@@ -2,12 +2,12 @@
 //! stop/start, points, help) or, from anyone else, a resident's request.
 //! Returns the reply to send back in the webhook's TwiML.
 
+use super::assignment::{Assignee, first_language, settle_assignment};
 use super::cascade::{self, escalate, load_request};
 use super::commands::{self, Command, OfferCode};
 use super::{keywords, messages};
 use crate::domain::{Category, EscalationReason, Language, PhoneNumber};
 use crate::jobs::JobDeps;
-use crate::outbox::{self, Kind, Outgoing};
 use crate::store::{EventInput, Tx, append_event, now_ms};
 use riverqueue::Client;
 use serde_json::json;
@@ -22,11 +22,7 @@ struct Volunteer {
 
 impl Volunteer {
     fn lang(&self) -> Language {
-        self.languages
-            .split(';')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(Language::Zh)
+        first_language(&self.languages)
     }
 }
 
@@ -313,142 +309,14 @@ async fn accept(
     )
     .await?;
 
-    // Withdraw the other open offers, with a thank-you.
-    let others: Vec<(i64, String, String, String)> = crate::on_tx!(tx, |c| {
-        sqlx::query_as(
-        "SELECT o.id, o.code, v.phone, v.languages FROM offers o JOIN volunteers v ON v.id = o.volunteer_id \
-         WHERE o.request_id = $1 AND o.status = 'pending'"
-    )
-    .bind(offer.request_id)
-    .fetch_all(c)
-    .await
-    })?;
-    crate::on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE offers SET status = 'withdrawn', answered_at = $2 WHERE request_id = $1 AND status = 'pending'"
-    )
-    .bind(offer.request_id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let from = &deps.config.hotline_number;
-    for (oid, ocode, phone, langs) in others {
-        let l: Language = langs
-            .split(';')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(Language::Zh);
-        let body = messages::withdrawn(
-            l,
-            &OfferCode::parse(&ocode).unwrap_or_else(|_| OfferCode::from_number(0)),
-        );
-        let to = PhoneNumber::from_e164(&phone)?;
-        outbox::queue(
-            client,
-            tx,
-            from,
-            Outgoing {
-                kind: Kind::Sms,
-                to: &to,
-                body: &body,
-                request_id: Some(offer.request_id),
-                offer_id: Some(oid),
-            },
-        )
-        .await?;
-    }
-
-    // The volunteer gets the details; the resident is told who is coming.
-    let req = load_request(tx, offer.request_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("request vanished"))?;
-    let category: Category = req
-        .category
-        .as_deref()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(Category::Other);
-    let resident_phone = req
-        .resident_phone
-        .as_deref()
-        .or(req.caller_phone.as_deref())
-        .and_then(|p| PhoneNumber::from_e164(p).ok());
-    let details = match &resident_phone {
-        Some(phone) => messages::assignment(
-            lang,
-            &messages::AssignmentText {
-                code: &code,
-                category,
-                resident_name: req.resident_name.as_deref().unwrap_or(""),
-                address: req.address.as_deref().unwrap_or(""),
-                phone,
-                description: req.description.as_deref().unwrap_or(""),
-            },
-        ),
-        None => messages::taken(lang, &code),
+    // The others are withdrawn with a thank-you; the resident is told who is coming.
+    let assignee = Assignee {
+        id: v.id,
+        name: v.name.clone(),
+        phone: v.phone.clone(),
+        lang,
     };
-    if let Some(phone) = resident_phone {
-        let rlang: Language = req.language.parse().unwrap_or(Language::Zh);
-        let vphone = PhoneNumber::from_e164(&v.phone).ok();
-        let text = messages::volunteer_coming(rlang, category, &v.name, vphone.as_ref());
-        let contact: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
-            "SELECT contact FROM residents WHERE phone = $1"
-        )
-        .bind(phone.as_str())
-        .fetch_optional(c)
-        .await)?
-        .flatten();
-        let by_call =
-            contact.as_deref() == Some("call") || (contact.is_none() && !phone.is_mobile());
-        if by_call {
-            let url = format!(
-                "{}/twilio/say?text={}&lang={}",
-                deps.config.settings.server.public_url.trim_end_matches('/'),
-                urlencode(&text),
-                rlang.as_str()
-            );
-            outbox::queue(
-                client,
-                tx,
-                from,
-                Outgoing {
-                    kind: Kind::Call,
-                    to: &phone,
-                    body: &url,
-                    request_id: Some(req.id),
-                    offer_id: None,
-                },
-            )
-            .await?;
-        } else {
-            outbox::queue(
-                client,
-                tx,
-                from,
-                Outgoing {
-                    kind: Kind::Sms,
-                    to: &phone,
-                    body: &text,
-                    request_id: Some(req.id),
-                    offer_id: None,
-                },
-            )
-            .await?;
-        }
-    }
-    Ok(details)
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    settle_assignment(deps, client, tx, offer.request_id, &assignee, &code).await
 }
 
 /// `DONE`: the job the word or code names is completed by follow-up (points,

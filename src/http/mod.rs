@@ -1,11 +1,16 @@
 //! HTTP: the axum routers (health and metrics here; Twilio webhooks, the API,
 //! the console and Open311 in their own files) and the one error type.
 
+pub mod actions;
 pub mod api;
+pub mod console;
 mod error;
 pub mod followup;
 mod health;
 pub mod limits;
+pub mod live;
+pub mod open311;
+pub mod openapi;
 pub mod session;
 pub mod simulator;
 pub mod twilio;
@@ -19,9 +24,17 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(webhook_routes())
+        .merge(open311::routes())
         .merge(
             api::routes()
+                .merge(actions::routes())
+                .merge(live::routes())
+                .merge(openapi::routes())
+                .merge(console::routes())
                 .merge(simulator::routes())
+                .layer(axum::Extension(std::sync::Arc::new(
+                    api::LoginThrottle::default(),
+                )))
                 .layer(session::layer(&state)),
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
