@@ -219,7 +219,7 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
         .expect("the board after logging in");
     // The live stream is open before anything happens.
     c.wait()
-        .for_element(Locator::Css("#live:not(.down)"))
+        .for_element(Locator::Css("#live.up"))
         .await
         .unwrap();
 
@@ -425,5 +425,91 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
         .expect("back at the login");
     c.goto(&app.url("/console")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/console/login");
+
+    // An administrator switches a volunteer off and gives another quiet hours.
+    hotline580::auth::create_operator(&app.state.db, "boss", PASSWORD, Role::Admin)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys("boss")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#board")).await.unwrap();
+    c.goto(&app.url("/console/volunteers")).await.unwrap();
+    let ids: Vec<i64> = hotline580::on_db!(&app.state.db, |c| sqlx::query_scalar(
+        "SELECT id FROM volunteers ORDER BY id"
+    )
+    .fetch_all(c)
+    .await)
+    .unwrap();
+    let (near, other) = (ids[0], ids[1]);
+    c.wait()
+        .for_element(Locator::Css(&format!(
+            "tr[data-volunteer-id=\"{other}\"] [data-action=\"toggle\"]"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(&format!(
+            "tr[data-volunteer-id=\"{other}\"][data-available=\"0\"]"
+        )))
+        .await
+        .expect("switched off");
+    c.find(Locator::Css(&format!(
+        "tr[data-volunteer-id=\"{near}\"] [data-action=\"edit\"]"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let quiet = c
+        .wait()
+        .for_element(Locator::Css("#edit-form input[name=\"quiet_hours\"]"))
+        .await
+        .unwrap();
+    quiet.clear().await.unwrap();
+    quiet.send_keys("23:00-06:00").await.unwrap();
+    screenshot(&c, "8-edit").await;
+    c.find(Locator::Css("#edit-form button[type=\"submit\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(&format!(
+            "tr[data-volunteer-id=\"{near}\"][data-quiet-hours=\"23:00-06:00\"]"
+        )))
+        .await
+        .expect("quiet hours saved");
+    let (available, quiet): (bool, Option<String>) = hotline580::on_db!(&app.state.db, |c| sqlx::query_as(
+        "SELECT (SELECT available FROM volunteers WHERE id = $1), (SELECT quiet_hours FROM volunteers WHERE id = $2)"
+    )
+    .bind(other)
+    .bind(near)
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    assert!(!available);
+    assert_eq!(quiet.as_deref(), Some("23:00-06:00"));
+    screenshot(&c, "9-volunteers-admin").await;
     c.close().await.unwrap();
 }

@@ -114,25 +114,46 @@
     }).catch(function () {});
   }
 
+  // Opened after the page's load event: a stream opened before it keeps the
+  // page "loading" for good (the tab's spinner, and a browser waiting for it).
+  // The stream is closed when the page is left: a page kept in the browser's
+  // back/forward cache would otherwise keep its connection, and a few such
+  // pages use up the browser's connections to this server.
+  let source = null;
+  window.addEventListener("pagehide", function () {
+    if (source) { source.close(); source = null; }
+  });
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted && !source) { connectLive(); refreshSoon(0); }
+  });
   const liveBadge = document.getElementById("live");
-  if (liveBadge && window.EventSource) {
-    const liveText = liveBadge.textContent;
-    const source = new EventSource("/api/events");
-    source.onopen = function () {
-      liveBadge.textContent = liveText;
-      liveBadge.classList.remove("down");
-    };
-    source.onerror = function () {
-      liveBadge.textContent = "● " + liveBadge.dataset.offline;
-      liveBadge.classList.add("down");
-    };
-    source.onmessage = function (m) {
-      let ev;
-      try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.type === "alert") raiseAlert(ev.request_id, false);
-      if (page === "board") refreshSoon();
-      if (page === "request" && String(ev.request_id) === body.dataset.requestId) refreshSoon();
-    };
+  const liveText = liveBadge ? liveBadge.textContent : "";
+  function connectLive() {
+    if (liveBadge && window.EventSource) {
+      source = new EventSource("/api/events");
+      source.onopen = function () {
+        liveBadge.textContent = liveText;
+        liveBadge.classList.remove("down", "connecting");
+        liveBadge.classList.add("up");
+      };
+      source.onerror = function () {
+        liveBadge.textContent = "● " + liveBadge.dataset.offline;
+        liveBadge.classList.remove("up");
+        liveBadge.classList.add("down");
+      };
+      source.onmessage = function (m) {
+        let ev;
+        try { ev = JSON.parse(m.data); } catch (e) { return; }
+        if (ev.type === "alert") raiseAlert(ev.request_id, false);
+        if (page === "board") refreshSoon();
+        if (page === "request" && String(ev.request_id) === body.dataset.requestId) refreshSoon();
+      };
+    }
+  }
+  if (document.readyState === "complete") {
+    setTimeout(connectLive, 0);
+  } else {
+    window.addEventListener("load", function () { setTimeout(connectLive, 0); });
   }
 
   // ---- actions on a request, through the JSON API ----
