@@ -154,6 +154,26 @@ async fn card(c: &Client, id: i64) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("request {id} never reached the board: {e}"))
 }
 
+/// The text of the first element matching `css` once `ok` accepts it. The
+/// board re-renders on every live event, so an element found a moment ago may
+/// be gone: look it up again until the text is right or 30 s have passed.
+async fn text_of(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            if ok(&text) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed the expected text; last seen: {last:?}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
     let Ok(driver_path) = std::env::var("HOTLINE580_TEST_CHROMEDRIVER") else {
@@ -247,8 +267,11 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
         200
     );
     let repair = newest_request(&app).await;
-    let repair_card = card(&c, repair).await;
-    assert!(repair_card.text().await.unwrap().contains("张大爷"));
+    card(&c, repair).await;
+    text_of(&c, &format!(".card[data-request-id=\"{repair}\"]"), |t| {
+        t.contains("张大爷")
+    })
+    .await;
 
     // A stranger's text with markup: an escalation, shown as text, alerting.
     assert_eq!(
@@ -266,12 +289,12 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
     );
     let stranger = newest_request(&app).await;
     assert_ne!(stranger, repair);
-    let stranger_card = card(&c, stranger).await;
-    let text = stranger_card.text().await.unwrap();
-    assert!(
-        text.contains("<script>window.__xss=1</script><b>请回电</b>"),
-        "markup shows as text: {text}"
-    );
+    card(&c, stranger).await;
+    // Markup shows as text.
+    text_of(&c, &format!(".card[data-request-id=\"{stranger}\"]"), |t| {
+        t.contains("<script>window.__xss=1</script><b>请回电</b>")
+    })
+    .await;
     let xss: serde_json::Value = c
         .execute("return [window.__xss === undefined, document.querySelectorAll('#board b').length, window.__sameDocument];", vec![])
         .await
@@ -346,15 +369,13 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
         .for_element(Locator::Css(&format!("body[data-request-id=\"{repair}\"]")))
         .await
         .unwrap();
+    // Nearest first.
+    text_of(&c, ".candidates li", |t| t.contains("李近邻")).await;
     let first = c
         .wait()
         .for_element(Locator::Css(".candidates li"))
         .await
         .expect("nearest volunteers are listed");
-    assert!(
-        first.text().await.unwrap().contains("李近邻"),
-        "nearest first"
-    );
     screenshot(&c, "3-request").await;
     first
         .find(Locator::Css("[data-action=\"assign\"]"))
@@ -368,8 +389,7 @@ async fn an_operator_sees_a_request_arrive_live_assigns_it_and_logs_out() {
         .for_element(Locator::Css("#status[data-status=\"assigned\"]"))
         .await
         .expect("the status changes to assigned");
-    let volunteer = c.find(Locator::Css("#volunteer")).await.unwrap();
-    assert_eq!(volunteer.text().await.unwrap(), "李近邻");
+    text_of(&c, "#volunteer", |t| t == "李近邻").await;
     screenshot(&c, "4-assigned").await;
     let status: String = hotline580::on_db!(&app.state.db, |c| sqlx::query_scalar(
         "SELECT status FROM requests WHERE id = $1"
