@@ -7,8 +7,10 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod followup;
 pub mod http;
 pub mod import;
 pub mod ivr;

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the service (applies pending migrations first)
     Serve,
+    /// Run the service on the simulated provider with a throwaway database and a seeded neighbourhood
+    Demo,
     /// Apply migrations and exit
     Migrate,
     /// Upsert volunteers or residents from a CSV file, all or nothing
@@ -40,6 +42,25 @@ enum Command {
         #[command(subcommand)]
         action: OperatorAction,
     },
+    /// The figures of one ISO week, per category, grade and grid
+    Report {
+        /// The week, such as 2026-W47 (local days of `timezone`, Monday to Sunday)
+        #[arg(long)]
+        week: String,
+        #[arg(long, default_value = "text", value_parser = ["text", "csv", "html"])]
+        format: String,
+    },
+    /// Remove recordings, names, numbers and addresses of requests closed longer ago than AGE
+    Purge {
+        /// An age such as 180d, 26w or 12h
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        /// Count what would be removed; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write a consistent copy of the SQLite database to FILE while the service runs
+    Backup { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +165,22 @@ mod cli {
         Ok(())
     }
 
+    pub async fn purge(config: &Config, older_than: &str, dry_run: bool) -> anyhow::Result<()> {
+        use hotline580::store::maintenance;
+        let age =
+            maintenance::parse_age(older_than).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
+        let db = Db::connect(&config.settings.database.url).await?;
+        db.migrate().await?;
+        let report = maintenance::purge(&db, age, dry_run).await?;
+        db.close().await;
+        if dry_run {
+            println!("would purge {report}; nothing was written (--dry-run)");
+        } else {
+            println!("purged {report}");
+        }
+        Ok(())
+    }
+
     pub async fn operator_add(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
@@ -182,6 +219,7 @@ fn main() -> ExitCode {
                 app.run_until_stopped(hotline580::app::shutdown_signal())
                     .await
             }
+            Command::Demo => hotline580::demo::run(config).await,
             Command::Migrate => {
                 let db = hotline580::store::Db::connect(&config.settings.database.url).await?;
                 db.migrate().await?;
@@ -211,6 +249,25 @@ fn main() -> ExitCode {
             Command::Operator {
                 action: OperatorAction::Add { username, role },
             } => cli::operator_add(&config, &username, &role).await,
+            Command::Report { week, format } => {
+                let format = format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+                print!(
+                    "{}",
+                    hotline580::followup::report::weekly(&config, &week, format).await?
+                );
+                Ok(())
+            }
+            Command::Purge {
+                older_than,
+                dry_run,
+            } => cli::purge(&config, &older_than, dry_run).await,
+            Command::Backup { file } => {
+                let bytes =
+                    hotline580::store::maintenance::backup(&config.settings.database.url, &file)
+                        .await?;
+                println!("backup written to {} ({bytes} bytes)", file.display());
+                Ok(())
+            }
         }
     });
     match result {

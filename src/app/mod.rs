@@ -18,6 +18,12 @@ pub struct AppState {
     pub provider: Arc<dyn crate::telephony::Provider>,
     /// The job queue's client: handlers insert jobs in their transactions.
     pub jobs: riverqueue::Client,
+    /// Per-number limits on inbound calls and SMS (this instance's counters).
+    pub limits: Arc<crate::http::limits::CallerLimits>,
+    /// Cancelled when the service begins to stop: live streams end with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// The watcher of new events behind `GET /api/events`.
+    pub live: crate::http::live::LiveEvents,
 }
 
 impl AppState {
@@ -76,7 +82,14 @@ impl Application {
         };
         let jobs = crate::jobs::build_client(deps.clone())?;
         let _ = deps.jobs.set(jobs.clone());
+        let limits = Arc::new(crate::http::limits::CallerLimits::new(
+            &config.settings.limits,
+        ));
+        let shutdown = tokio_util::sync::CancellationToken::new();
         let state = AppState {
+            limits,
+            live: crate::http::live::LiveEvents::new(db.clone(), shutdown.clone()),
+            shutdown,
             db,
             config,
             metrics: metrics_handle(),
@@ -103,8 +116,14 @@ impl Application {
         let router = crate::http::router(self.state.clone());
         tracing::info!(addr = %self.listener.local_addr()?, "hotline580 listening");
         let mut run = self.state.jobs.start()?;
+        // Live streams never end by themselves: end them when stopping begins,
+        // or the graceful shutdown would wait for them forever.
+        let token = self.state.shutdown.clone();
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                token.cancel();
+            })
             .await?;
         // Let running jobs finish; unfinished ones stay in the database for the next start.
         if let Err(e) = run.stop().await {

@@ -42,6 +42,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub sla: SlaSettings,
     pub followup: FollowupSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +203,16 @@ pub struct FollowupSettings {
     pub rating_wait_secs: u64,
 }
 
+/// Per-number rate limits on the webhooks (see `http::limits`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Inbound call starts and SMS from one number per minute.
+    pub webhook_per_minute: u32,
+    /// Requests one number may open by SMS per hour.
+    pub intake_per_hour: u32,
+}
+
 /// The built-in defaults, the first layer. Kept as TOML so the README can show them.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
 
@@ -358,6 +369,14 @@ impl Config {
             ("sla.done_secs", s.sla.done_secs),
             ("sla.second_level_secs", s.sla.second_level_secs),
             ("followup.rating_wait_secs", s.followup.rating_wait_secs),
+        ] {
+            if v < 1 {
+                return Err(invalid(key, "expected an integer of at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("limits.webhook_per_minute", s.limits.webhook_per_minute),
+            ("limits.intake_per_hour", s.limits.intake_per_hour),
         ] {
             if v < 1 {
                 return Err(invalid(key, "expected an integer of at least 1"));

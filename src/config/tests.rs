@@ -95,6 +95,16 @@ fn bad_values_stop_with_the_key_named() {
             "offer_timeout_secs",
         ),
         ("HOTLINE580__TIMEZONE", "Mars/Olympus", "timezone"),
+        (
+            "HOTLINE580__LIMITS__WEBHOOK_PER_MINUTE",
+            "0",
+            "limits.webhook_per_minute",
+        ),
+        (
+            "HOTLINE580__LIMITS__INTAKE_PER_HOUR",
+            "many",
+            "intake_per_hour",
+        ),
         ("HOTLINE580__OPERATORS__PHONE", "call me", "operators.phone"),
         ("HOTLINE580__DATABASE__URL", "mysql://x", "database.url"),
         (

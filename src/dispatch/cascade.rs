@@ -3,7 +3,6 @@
 //! nobody is left. Each change, its events, its outbox rows and its follow-up
 //! jobs commit together.
 
-use super::commands::OfferCode;
 use super::matching::{self, Candidate, Need};
 use super::messages;
 use crate::domain::{Category, EscalationReason, GeoPoint, Grade, Language, PhoneNumber};
@@ -38,6 +37,17 @@ const REQUEST_SQL: &str = "SELECT r.id, r.status, r.category, r.grade, r.languag
      COALESCE(p.name, r.caller_name) AS resident_name, p.phone AS resident_phone, \
      COALESCE(r.address, p.address) AS address, r.caller_phone \
      FROM requests r LEFT JOIN residents p ON p.id = r.resident_id WHERE r.id = $1";
+
+/// The same, read outside a transaction (for views that change nothing).
+pub async fn read_request(
+    db: &crate::store::Db,
+    id: i64,
+) -> sqlx::Result<Option<RequestForDispatch>> {
+    crate::on_db!(db, |c| sqlx::query_as::<_, RequestForDispatch>(REQUEST_SQL)
+        .bind(id)
+        .fetch_optional(c)
+        .await)
+}
 
 pub async fn load_request(tx: &mut Tx, id: i64) -> sqlx::Result<Option<RequestForDispatch>> {
     crate::on_tx!(tx, |c| sqlx::query_as::<_, RequestForDispatch>(REQUEST_SQL)
@@ -293,31 +303,19 @@ pub async fn run_wave(
     .flatten()
     .collect();
     for (v, distance_m) in &chosen {
-        let offer_id: i64 = crate::on_tx!(&mut tx, |c| {
-            sqlx::query_scalar(
-            "INSERT INTO offers (request_id, volunteer_id, wave, code, status, distance_m, sent_at, expires_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING id"
+        let (offer_id, code) = super::assignment::insert_offer(
+            &mut tx,
+            super::assignment::NewOffer {
+                request_id,
+                volunteer_id: v.id,
+                wave: this_wave,
+                status: "pending",
+                distance_m: Some(*distance_m),
+                sent_at: now,
+                expires_at,
+            },
         )
-        .bind(request_id)
-        .bind(v.id)
-        .bind(this_wave)
-        .bind(format!("new-{request_id}-{}", v.id))
-        .bind(*distance_m)
-        .bind(now)
-        .bind(expires_at)
-        .fetch_one(c)
-        .await
-        })?;
-        // The code is the offer's id shifted past the one-digit answers ("1" = yes).
-        let code = OfferCode::from_number((offer_id + 10) as u32);
-        crate::on_tx!(&mut tx, |c| sqlx::query(
-            "UPDATE offers SET code = $2 WHERE id = $1"
-        )
-        .bind(offer_id)
-        .bind(code.as_str())
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+        .await?;
         crate::on_tx!(&mut tx, |c| sqlx::query(
             "UPDATE volunteers SET last_offered_at = $2 WHERE id = $1"
         )

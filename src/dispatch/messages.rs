@@ -207,6 +207,15 @@ pub fn withdrawn(lang: Language, code: &OfferCode) -> String {
     }
 }
 
+/// To the volunteer holding a job that an operator cancelled.
+pub fn job_cancelled(lang: Language, code: &OfferCode) -> String {
+    if zh(lang) {
+        format!("{SIGN_ZH}{code}号求助已取消，无需前往。谢谢您！")
+    } else {
+        format!("{SIGN_EN} Job {code} has been cancelled; no need to go. Thank you!")
+    }
+}
+
 /// Confirms a decline.
 pub fn declined(lang: Language, code: &OfferCode) -> String {
     if zh(lang) {
@@ -216,12 +225,24 @@ pub fn declined(lang: Language, code: &OfferCode) -> String {
     }
 }
 
-/// Confirms `DONE`.
-pub fn done(lang: Language, code: &OfferCode) -> String {
-    if zh(lang) {
-        format!("{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！")
-    } else {
-        format!("{SIGN_EN} Job {code} marked done. Thank you for your help!")
+/// Confirms `DONE` (or an operator's "done") to the volunteer, with the points earned
+/// (none when the job had already earned its points, as after a revisit).
+pub fn done(lang: Language, code: &OfferCode, earned: i64, balance: i64) -> String {
+    match (zh(lang), earned > 0) {
+        (true, true) => {
+            format!(
+                "{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！获得{earned}积分，共{balance}分。"
+            )
+        }
+        (true, false) => {
+            format!("{SIGN_ZH}{code}号求助已完成，辛苦了，谢谢您！您共有{balance}积分。")
+        }
+        (false, true) => format!(
+            "{SIGN_EN} Job {code} marked done. Thank you for your help! +{earned} points, {balance} in all."
+        ),
+        (false, false) => format!(
+            "{SIGN_EN} Job {code} marked done. Thank you for your help! You have {balance} points."
+        ),
     }
 }
 
@@ -389,12 +410,18 @@ pub fn opted_in(lang: Language) -> String {
     }
 }
 
-/// The points balance.
-pub fn points(lang: Language, balance: i64) -> String {
-    if zh(lang) {
-        format!("{SIGN_ZH}您的积分：{balance}。谢谢您的付出！")
-    } else {
-        format!("{SIGN_EN} Your points: {balance}. Thank you for helping!")
+/// The points balance, and this month's points and rank among volunteers (`None` when
+/// the volunteer earned nothing this month).
+pub fn points(lang: Language, balance: i64, month: Option<(i64, u32, u32)>) -> String {
+    match (zh(lang), month) {
+        (true, None) => format!("{SIGN_ZH}您的积分：{balance}。谢谢您的付出！"),
+        (true, Some((m, rank, of))) => format!(
+            "{SIGN_ZH}您的积分：{balance}。本月{m}分，排名第{rank}（共{of}人）。谢谢您的付出！"
+        ),
+        (false, None) => format!("{SIGN_EN} Your points: {balance}. Thank you for helping!"),
+        (false, Some((m, rank, of))) => format!(
+            "{SIGN_EN} Your points: {balance}. This month: {m}, rank {rank} of {of}. Thank you for helping!"
+        ),
     }
 }
 
@@ -421,6 +448,19 @@ pub fn unknown_sender(lang: Language, emergency_number: &str) -> String {
     }
 }
 
+/// Over the per-number intake limit: earlier texts are being handled; no new request.
+pub fn intake_slow_down(lang: Language, emergency_number: &str) -> String {
+    if zh(lang) {
+        format!(
+            "{SIGN_ZH}您刚才的短信已收到，正在处理，请勿重复发送。紧急情况请拨打{emergency_number}。"
+        )
+    } else {
+        format!(
+            "{SIGN_EN} We have your earlier messages and are on it; please do not resend. In an emergency call {emergency_number}."
+        )
+    }
+}
+
 /// The rating question after a request is done.
 pub fn rating_question(lang: Language, category: Category) -> String {
     let label = category.label(lang);
@@ -429,6 +469,74 @@ pub fn rating_question(lang: Language, category: Category) -> String {
     } else {
         format!(
             "{SIGN_EN} Your {label} request is done. How did it go? Reply 1 to 5 (5 = very good)."
+        )
+    }
+}
+
+/// To a resident whose reply to the rating question was words: an operator will follow up.
+pub fn complaint_received(lang: Language) -> String {
+    if zh(lang) {
+        format!("{SIGN_ZH}已收到您的意见，很抱歉没让您满意，工作人员会尽快联系您。")
+    } else {
+        format!("{SIGN_EN} We got your comments and are sorry; an operator will contact you soon.")
+    }
+}
+
+/// The satisfaction call's question (spoken): press 1 to 5.
+pub fn survey_question(lang: Language, category: Category) -> String {
+    let label = category.label(lang);
+    if zh(lang) {
+        format!("您好，这里是580热线。您的{label}求助已完成。请为这次服务打分：按1到5，5分最满意。")
+    } else {
+        format!(
+            "Hello, this is the 580 hotline. Your {label} request is done. Please rate the help: press 1 to 5, 5 is very good."
+        )
+    }
+}
+
+/// The satisfaction call when no key was pressed.
+pub fn survey_goodbye(lang: Language) -> String {
+    if zh(lang) {
+        "没有收到您的按键，谢谢，再见。".to_string()
+    } else {
+        "We did not get an answer. Thank you, goodbye.".to_string()
+    }
+}
+
+/// The satisfaction call's thanks (spoken).
+pub fn survey_thanks(lang: Language, rating: u8) -> String {
+    match (zh(lang), rating <= 2) {
+        (true, false) => format!("谢谢您的评分，{rating}分。祝您身体健康，再见。"),
+        (true, true) => format!("谢谢您的评分，{rating}分。很抱歉，工作人员会联系您。再见。"),
+        (false, false) => format!("Thank you for your rating of {rating}. Take care, goodbye."),
+        (false, true) => format!(
+            "Thank you for your rating of {rating}. We are sorry; an operator will contact you. Goodbye."
+        ),
+    }
+}
+
+/// To the second level (a street office): a request is still not done long after intake.
+pub fn second_level(lang: Language, e: &EscalationText<'_>, hours: u64) -> String {
+    let (id, label, grade) = (
+        e.request_id,
+        e.category.label(lang),
+        grade_text(lang, e.grade),
+    );
+    if zh(lang) {
+        let area = e
+            .area
+            .map(|a| format!("，{}", shorten(a, 12)))
+            .unwrap_or_default();
+        format!(
+            "{SIGN_ZH}求助#{id}（{grade}级，{label}{area}）受理{hours}小时仍未完成，请协调处理。"
+        )
+    } else {
+        let area = e
+            .area
+            .map(|a| format!(", {}", shorten(a, 20)))
+            .unwrap_or_default();
+        format!(
+            "{SIGN_EN} Request #{id} ({grade}, {label}{area}) is still not done {hours} hours after intake; please step in."
         )
     }
 }
@@ -483,8 +591,10 @@ mod tests {
         vec![
             taken(lang, &c),
             withdrawn(lang, &c),
+            job_cancelled(lang, &c),
             declined(lang, &c),
-            done(lang, &c),
+            done(lang, &c, 15, 1_250),
+            done(lang, &c, 0, 1_250),
             volunteer_coming(lang, Category::Escort, "李明", Some(&phone())),
             volunteer_coming(lang, Category::Escort, "李明", None),
             escalation(
@@ -505,9 +615,23 @@ mod tests {
             resumed(lang),
             opted_out(lang),
             opted_in(lang),
-            points(lang, 1_250),
+            points(lang, 1_250, None),
+            points(lang, 1_250, Some((120, 12, 340))),
+            complaint_received(lang),
+            second_level(
+                lang,
+                &EscalationText {
+                    request_id: 123_456,
+                    reason: EscalationReason::Sla,
+                    category: Category::Companion,
+                    grade: Grade::Red,
+                    area: Some("网格12"),
+                },
+                72,
+            ),
             unknown_command(lang),
             unknown_sender(lang, "120"),
+            intake_slow_down(lang, "120"),
             rating_question(lang, Category::Escort),
             rating_thanks(lang, 5),
             rating_thanks(lang, 1),
@@ -651,8 +775,13 @@ mod tests {
 
     #[test]
     fn points_are_a_plain_number() {
-        assert!(points(Language::En, 1250).contains("1250"));
-        assert!(points(Language::Zh, 0).contains('0'));
+        assert!(points(Language::En, 1250, None).contains("1250"));
+        assert!(points(Language::Zh, 0, None).contains('0'));
+        let ranked = points(Language::En, 1250, Some((40, 2, 9)));
+        assert!(
+            ranked.contains("1250") && ranked.contains("rank 2 of 9"),
+            "{ranked}"
+        );
     }
 
     #[test]

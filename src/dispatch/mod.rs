@@ -3,11 +3,13 @@
 //! no clock reads): the SMS parser, the ranking, the SMS texts, and the keyword classifier
 //! for residents' texts.
 
+pub mod assignment;
 pub mod cascade;
 pub mod commands;
 pub mod keywords;
 pub mod matching;
 pub mod messages;
+pub mod operator;
 pub mod sms;
 
 pub use cascade::{expire_offer, offer_undeliverable, run_wave};

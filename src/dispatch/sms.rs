@@ -2,12 +2,12 @@
 //! stop/start, points, help) or, from anyone else, a resident's request.
 //! Returns the reply to send back in the webhook's TwiML.
 
+use super::assignment::{Assignee, first_language, settle_assignment};
 use super::cascade::{self, escalate, load_request};
 use super::commands::{self, Command, OfferCode};
 use super::{keywords, messages};
 use crate::domain::{Category, EscalationReason, Language, PhoneNumber};
 use crate::jobs::JobDeps;
-use crate::outbox::{self, Kind, Outgoing};
 use crate::store::{EventInput, Tx, append_event, now_ms};
 use riverqueue::Client;
 use serde_json::json;
@@ -18,16 +18,11 @@ struct Volunteer {
     name: String,
     phone: String,
     languages: String,
-    points: i64,
 }
 
 impl Volunteer {
     fn lang(&self) -> Language {
-        self.languages
-            .split(';')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(Language::Zh)
+        first_language(&self.languages)
     }
 }
 
@@ -40,7 +35,7 @@ struct OfferRow {
 
 async fn find_volunteer(tx: &mut Tx, phone: &PhoneNumber) -> sqlx::Result<Option<Volunteer>> {
     crate::on_tx!(tx, |c| sqlx::query_as::<_, Volunteer>(
-        "SELECT id, name, phone, languages, points FROM volunteers WHERE phone = $1"
+        "SELECT id, name, phone, languages FROM volunteers WHERE phone = $1"
     )
     .bind(phone.as_str())
     .fetch_optional(c)
@@ -87,15 +82,18 @@ fn code_of(o: &OfferRow) -> OfferCode {
 }
 
 /// Handles one inbound SMS inside `tx` (which also holds the `MessageSid` claim).
+/// `intake_allowed` is asked once before a resident's text opens a request
+/// (the per-number limit); when it says no, nothing but a polite reply follows.
 pub async fn handle(
     deps: &JobDeps,
     client: &Client,
     tx: &mut Tx,
     from: &PhoneNumber,
     body: &str,
+    intake_allowed: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Option<String>> {
     let Some(v) = find_volunteer(tx, from).await? else {
-        return resident_text(deps, client, tx, from, body).await;
+        return resident_text(deps, client, tx, from, body, intake_allowed).await;
     };
     let lang = v.lang();
     let reply = match commands::parse(body) {
@@ -110,7 +108,7 @@ pub async fn handle(
             }
             Err(reply) => reply,
         },
-        Command::Done { code } => done(tx, &v, code.as_ref()).await?,
+        Command::Done { code } => done(deps, client, tx, &v, code.as_ref()).await?,
         Command::Off => {
             set_flag(
                 tx,
@@ -158,7 +156,7 @@ pub async fn handle(
             .await?;
             messages::opted_in(lang)
         }
-        Command::Points => messages::points(lang, v.points),
+        Command::Points => crate::followup::points_reply(tx, &deps.config.tz, v.id, lang).await?,
         Command::Help => messages::help(lang),
         Command::Unknown(_) => messages::unknown_command(lang),
     };
@@ -322,150 +320,31 @@ async fn accept(
     )
     .await?;
 
-    // Withdraw the other open offers, with a thank-you.
-    let others: Vec<(i64, String, String, String)> = crate::on_tx!(tx, |c| {
-        sqlx::query_as(
-        "SELECT o.id, o.code, v.phone, v.languages FROM offers o JOIN volunteers v ON v.id = o.volunteer_id \
-         WHERE o.request_id = $1 AND o.status = 'pending'"
-    )
-    .bind(offer.request_id)
-    .fetch_all(c)
-    .await
-    })?;
-    crate::on_tx!(tx, |c| {
-        sqlx::query(
-        "UPDATE offers SET status = 'withdrawn', answered_at = $2 WHERE request_id = $1 AND status = 'pending'"
-    )
-    .bind(offer.request_id)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected())
-    })?;
-    let from = &deps.config.hotline_number;
-    for (oid, ocode, phone, langs) in others {
-        let l: Language = langs
-            .split(';')
-            .next()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(Language::Zh);
-        let body = messages::withdrawn(
-            l,
-            &OfferCode::parse(&ocode).unwrap_or_else(|_| OfferCode::from_number(0)),
-        );
-        let to = PhoneNumber::from_e164(&phone)?;
-        outbox::queue(
-            client,
-            tx,
-            from,
-            Outgoing {
-                kind: Kind::Sms,
-                to: &to,
-                body: &body,
-                request_id: Some(offer.request_id),
-                offer_id: Some(oid),
-            },
-        )
-        .await?;
-    }
-
-    // The volunteer gets the details; the resident is told who is coming.
-    let req = load_request(tx, offer.request_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("request vanished"))?;
-    let category: Category = req
-        .category
-        .as_deref()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(Category::Other);
-    let resident_phone = req
-        .resident_phone
-        .as_deref()
-        .or(req.caller_phone.as_deref())
-        .and_then(|p| PhoneNumber::from_e164(p).ok());
-    let details = match &resident_phone {
-        Some(phone) => messages::assignment(
-            lang,
-            &messages::AssignmentText {
-                code: &code,
-                category,
-                resident_name: req.resident_name.as_deref().unwrap_or(""),
-                address: req.address.as_deref().unwrap_or(""),
-                phone,
-                description: req.description.as_deref().unwrap_or(""),
-            },
-        ),
-        None => messages::taken(lang, &code),
+    // The others are withdrawn with a thank-you; the resident is told who is coming.
+    let assignee = Assignee {
+        id: v.id,
+        name: v.name.clone(),
+        phone: v.phone.clone(),
+        lang,
     };
-    if let Some(phone) = resident_phone {
-        let rlang: Language = req.language.parse().unwrap_or(Language::Zh);
-        let vphone = PhoneNumber::from_e164(&v.phone).ok();
-        let text = messages::volunteer_coming(rlang, category, &v.name, vphone.as_ref());
-        let contact: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
-            "SELECT contact FROM residents WHERE phone = $1"
-        )
-        .bind(phone.as_str())
-        .fetch_optional(c)
-        .await)?
-        .flatten();
-        let by_call =
-            contact.as_deref() == Some("call") || (contact.is_none() && !phone.is_mobile());
-        if by_call {
-            let url = format!(
-                "{}/twilio/say?text={}&lang={}",
-                deps.config.settings.server.public_url.trim_end_matches('/'),
-                urlencode(&text),
-                rlang.as_str()
-            );
-            outbox::queue(
-                client,
-                tx,
-                from,
-                Outgoing {
-                    kind: Kind::Call,
-                    to: &phone,
-                    body: &url,
-                    request_id: Some(req.id),
-                    offer_id: None,
-                },
-            )
-            .await?;
-        } else {
-            outbox::queue(
-                client,
-                tx,
-                from,
-                Outgoing {
-                    kind: Kind::Sms,
-                    to: &phone,
-                    body: &text,
-                    request_id: Some(req.id),
-                    offer_id: None,
-                },
-            )
-            .await?;
-        }
-    }
-    Ok(details)
+    settle_assignment(deps, client, tx, offer.request_id, &assignee, &code).await
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-async fn done(tx: &mut Tx, v: &Volunteer, code: Option<&OfferCode>) -> anyhow::Result<String> {
+/// `DONE`: the job the word or code names is completed by follow-up (points,
+/// the rating question); the reply thanks the volunteer.
+async fn done(
+    deps: &JobDeps,
+    client: &Client,
+    tx: &mut Tx,
+    v: &Volunteer,
+    code: Option<&OfferCode>,
+) -> anyhow::Result<String> {
     let lang = v.lang();
+    // A job a clock escalated stays the volunteer's until it is done.
     let jobs: Vec<(i64, String)> = crate::on_tx!(tx, |c| {
         sqlx::query_as(
         "SELECT r.id, o.code FROM requests r JOIN offers o ON o.request_id = r.id AND o.status = 'accepted' \
-         WHERE r.volunteer_id = $1 AND r.status = 'assigned' ORDER BY r.id"
+         WHERE r.volunteer_id = $1 AND (r.status = 'assigned' OR (r.status = 'escalated' AND r.done_at IS NULL)) ORDER BY r.id"
     )
     .bind(v.id)
     .fetch_all(c)
@@ -483,33 +362,17 @@ async fn done(tx: &mut Tx, v: &Volunteer, code: Option<&OfferCode>) -> anyhow::R
             return Ok(messages::which_offer(lang, &codes));
         }
     };
-    let Some((request_id, ocode)) = job.cloned() else {
+    let Some((request_id, _)) = job.cloned() else {
         return Ok(messages::no_such_offer(
             lang,
             code.expect("a code was given"),
         ));
     };
-    let now = now_ms();
-    crate::on_tx!(tx, |c| {
-        sqlx::query("UPDATE requests SET status = 'done', done_at = $2, updated_at = $2 WHERE id = $1 AND status = 'assigned'")
-        .bind(request_id)
-        .bind(now)
-        .execute(c).await.map(|r| r.rows_affected())
-    })?;
-    append_event(
-        tx,
-        EventInput {
-            request_id: Some(request_id),
-            kind: "request.status",
-            actor: &format!("volunteer:{}", v.id),
-            data: json!({ "status": "done" }),
-        },
-    )
-    .await?;
-    Ok(messages::done(
-        lang,
-        &OfferCode::parse(&ocode).unwrap_or_else(|_| OfferCode::from_number(0)),
-    ))
+    let actor = format!("volunteer:{}", v.id);
+    match crate::followup::complete(client, tx, deps, request_id, &actor).await? {
+        Some(f) => Ok(messages::done(lang, &f.code, f.earned, f.balance)),
+        None => Ok(messages::nothing_pending(lang)),
+    }
 }
 
 /// A text from a number that is no volunteer: a resident's request by SMS.
@@ -519,7 +382,28 @@ async fn resident_text(
     tx: &mut Tx,
     from: &PhoneNumber,
     body: &str,
+    intake_allowed: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Option<String>> {
+    // While a rating question is open, the reply is its answer, not a new
+    // request, and the intake limit does not apply to it.
+    if let Some(reply) =
+        crate::followup::rating::resident_reply(client, tx, deps, from, body).await?
+    {
+        return Ok(Some(reply));
+    }
+    if !intake_allowed() {
+        let lang: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
+            "SELECT language FROM residents WHERE phone = $1"
+        )
+        .bind(from.as_str())
+        .fetch_optional(c)
+        .await)?;
+        let lang = lang.and_then(|l| l.parse().ok()).unwrap_or(Language::Zh);
+        return Ok(Some(messages::intake_slow_down(
+            lang,
+            &deps.config.settings.emergency.number,
+        )));
+    }
     let resident: Option<(i64, String, Option<f64>, Option<f64>)> =
         crate::on_tx!(tx, |c| sqlx::query_as(
             "SELECT id, language, lat, lon FROM residents WHERE phone = $1"
@@ -578,6 +462,7 @@ async fn resident_text(
         },
     )
     .await?;
+    crate::followup::clocks::start(client, tx, &deps.config, request_id).await?;
     if status == "offering" {
         cascade::start(client, tx, request_id).await?;
         return Ok(None);

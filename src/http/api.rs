@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
 
-/// The API's routes. The session layer is added by the caller
-/// (`session::layer`), shared with the console.
+/// The API's routes. The session layer and the login throttle
+/// (`Extension<Arc<LoginThrottle>>`) are added by the caller, shared with the console.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/login", post(login))
@@ -32,7 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/requests", get(list_requests))
         .route("/api/requests/{id}", get(show_request))
         .route("/api/volunteers", get(list_volunteers))
-        .layer(Extension(Arc::new(LoginThrottle::default())))
+        .route("/api/requests/{id}/done", post(super::followup::done))
+        .route("/api/stats", get(super::followup::stats))
 }
 
 /// `Json` whose rejections speak our error format: a body that is not
@@ -123,13 +124,13 @@ impl LoginThrottle {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginReply {
     pub username: String,
     pub role: String,
@@ -142,13 +143,15 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| crate::auth::hash_password("not anyone's password").unwrap_or_default())
 }
 
-async fn login(
-    State(state): State<AppState>,
-    Extension(throttle): Extension<Arc<LoginThrottle>>,
-    session: Session,
-    ApiJson(body): ApiJson<LoginBody>,
-) -> AppResult<Json<LoginReply>> {
-    let key = body.username.clone();
+/// Checks a username and password against the throttle and the stored hash:
+/// the operator, or 401 (wrong) or 429 (too many failures).
+pub async fn check_login(
+    state: &AppState,
+    throttle: &LoginThrottle,
+    username: &str,
+    password: String,
+) -> AppResult<crate::auth::Operator> {
+    let key = username.to_string();
     if let Err(wait) = throttle.check(&key, Instant::now()) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         return Err(AppError::Client(
@@ -156,12 +159,11 @@ async fn login(
             format!("too many failed logins; wait {minutes} minutes"),
         ));
     }
-    let operator = crate::auth::find_operator(&state.db, &body.username).await?;
+    let operator = crate::auth::find_operator(&state.db, username).await?;
     let hash = operator
         .as_ref()
         .map(|o| o.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
-    let password = body.password;
     // Argon2 is deliberately slow: keep it off the async workers.
     let matches =
         tokio::task::spawn_blocking(move || crate::auth::verify_password(&password, &hash))
@@ -173,6 +175,18 @@ async fn login(
         return Err(AppError::unauthorized("wrong username or password"));
     };
     throttle.clear(&key);
+    Ok(operator)
+}
+
+#[utoipa::path(post, path = "/api/login", request_body = LoginBody,
+    responses((status = 200, body = LoginReply), (status = 401, description = "wrong username or password"), (status = 429, description = "too many failed logins")))]
+pub async fn login(
+    State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    session: Session,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> AppResult<Json<LoginReply>> {
+    let operator = check_login(&state, &throttle, &body.username, body.password).await?;
     session::log_in(&session, operator.id).await?;
     tracing::info!(username = %operator.username, "login");
     Ok(Json(LoginReply {
@@ -181,14 +195,15 @@ async fn login(
     }))
 }
 
-async fn logout(_op: CurrentOperator, session: Session) -> AppResult<StatusCode> {
+#[utoipa::path(post, path = "/api/logout", responses((status = 204, description = "logged out")))]
+pub async fn logout(_op: CurrentOperator, session: Session) -> AppResult<StatusCode> {
     session::log_out(&session).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---- requests ----
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResidentJson {
     pub id: i64,
     pub name: String,
@@ -197,7 +212,7 @@ pub struct ResidentJson {
 }
 
 /// A request as CONTRACT.md shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestJson {
     pub id: i64,
     pub status: String,
@@ -211,6 +226,9 @@ pub struct RequestJson {
     pub volunteer_id: Option<i64>,
     pub rating: Option<i64>,
     pub escalation_reason: Option<String>,
+    /// For the map; beyond the contract's fields, which clients ignore.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -235,13 +253,15 @@ impl From<RequestRow> for RequestJson {
             volunteer_id: r.volunteer_id,
             rating: r.rating,
             escalation_reason: r.escalation_reason,
+            lat: r.lat,
+            lon: r.lon,
             created_at: ms_to_rfc3339(r.created_at),
             updated_at: ms_to_rfc3339(r.updated_at),
         }
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OfferJson {
     pub code: String,
     pub volunteer_id: i64,
@@ -266,13 +286,14 @@ impl From<OfferRow> for OfferJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventJson {
     pub id: i64,
     #[serde(rename = "type")]
     pub kind: String,
     pub at: String,
     pub actor: String,
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 
@@ -291,9 +312,10 @@ impl From<EventRow> for EventJson {
 }
 
 /// One request with its offers and its timeline.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestDetailJson {
     #[serde(flatten)]
+    #[schema(inline)]
     pub request: RequestJson,
     pub offers: Vec<OfferJson>,
     pub events: Vec<EventJson>,
@@ -308,7 +330,10 @@ pub struct ListParams {
     pub limit: Option<String>,
 }
 
-async fn list_requests(
+#[utoipa::path(get, path = "/api/requests",
+    params(("status" = Option<String>, Query, description = "one status"), ("limit" = Option<i64>, Query, description = "at most this many (1 to 1000, default 100)")),
+    responses((status = 200, body = Vec<RequestJson>)))]
+pub async fn list_requests(
     _op: CurrentOperator,
     State(state): State<AppState>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -340,27 +365,35 @@ async fn list_requests(
     Ok(Json(rows.into_iter().map(RequestJson::from).collect()))
 }
 
-async fn show_request(
+#[utoipa::path(get, path = "/api/requests/{id}",
+    params(("id" = i64, Path, description = "request id")),
+    responses((status = 200, body = RequestDetailJson), (status = 404, description = "no such request")))]
+pub async fn show_request(
     _op: CurrentOperator,
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
 ) -> AppResult<Json<RequestDetailJson>> {
     let Path(id) = id.map_err(|_| AppError::bad_request("a request id is a whole number"))?;
+    request_detail(&state, id).await.map(Json)
+}
+
+/// One request with its offers and timeline, or 404.
+pub async fn request_detail(state: &AppState, id: i64) -> AppResult<RequestDetailJson> {
     let Some(row) = store_requests::find_request(&state.db, id).await? else {
         return Err(AppError::not_found(format!("there is no request {id}")));
     };
     let offers = store_requests::request_offers(&state.db, id).await?;
     let events = store_requests::request_events(&state.db, id).await?;
-    Ok(Json(RequestDetailJson {
+    Ok(RequestDetailJson {
         request: row.into(),
         offers: offers.into_iter().map(OfferJson::from).collect(),
         events: events.into_iter().map(EventJson::from).collect(),
-    }))
+    })
 }
 
 // ---- volunteers ----
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VolunteerJson {
     pub id: i64,
     pub name: String,
@@ -395,7 +428,8 @@ impl From<VolunteerRow> for VolunteerJson {
     }
 }
 
-async fn list_volunteers(
+#[utoipa::path(get, path = "/api/volunteers", responses((status = 200, body = Vec<VolunteerJson>)))]
+pub async fn list_volunteers(
     _op: CurrentOperator,
     State(state): State<AppState>,
 ) -> AppResult<Json<Vec<VolunteerJson>>> {

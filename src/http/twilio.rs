@@ -92,6 +92,18 @@ impl FromRequest<AppState> for TwilioForm {
                 return Err(Rejected(StatusCode::FORBIDDEN, "invalid Twilio signature"));
             }
         }
+        // No phone or provider sends NUL, and PostgreSQL cannot store it in
+        // text: refuse it clearly instead of failing mid-transaction (a 5xx
+        // that Twilio would retry for ever).
+        let has_nul = |s: &String| s.contains('\0');
+        if params.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+            || query.iter().any(|(k, v)| has_nul(k) || has_nul(v))
+        {
+            return Err(Rejected(
+                StatusCode::BAD_REQUEST,
+                "form fields may not contain NUL characters",
+            ));
+        }
         Ok(TwilioForm { params, query })
     }
 }
@@ -102,6 +114,22 @@ fn twiml(body: String) -> Response {
 
 fn empty_response() -> Response {
     twiml(r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#.to_string())
+}
+
+/// Over the per-number call limit: a polite goodbye that still names the emergency number.
+fn too_many_calls(state: &AppState) -> Response {
+    let n = &state.config.settings.emergency.number;
+    twiml(ivr::render(&[
+        Action::Speak(Speak::Say {
+            text: format!(
+                "您好，这个号码刚才已经打过很多次了，请稍后再打。紧急情况请拨打{n}。Hello, we have had many calls from this number just now; please call again later. In an emergency call {n}."
+            ),
+            language: "zh-CN".into(),
+            voice: None,
+            rate: Some(85),
+        }),
+        Action::Hangup,
+    ]))
 }
 
 /// Something went wrong on our side mid-call: never a dead end, never silence.
@@ -176,6 +204,11 @@ async fn voice_start_inner(state: &AppState, form: &TwilioForm) -> anyhow::Resul
         return Ok((StatusCode::BAD_REQUEST, "CallSid is missing").into_response());
     };
     let caller = phone(state, form.get("From"));
+    if let Some(p) = &caller
+        && !state.limits.webhook_allowed(p)
+    {
+        return Ok(too_many_calls(state)); // nothing stored: a flood writes nothing
+    }
     let mut tx = state.db.begin().await?;
     if let Some(prev) = stored_step(&mut tx, call_sid, "start").await? {
         tx.rollback().await?;
@@ -334,6 +367,8 @@ async fn apply_effects(
                     )
                     .await?;
                     notify_operators(state, tx, request_id, EscalationReason::Emergency).await?;
+                    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id)
+                        .await?;
                 }
             }
             Effect::OperatorRequested => {
@@ -366,6 +401,8 @@ async fn apply_effects(
                 .await?;
                 if changed > 0 {
                     append_event(tx, EventInput { request_id: Some(request_id), kind: "request.status", actor: "system", data: json!({ "status": "escalated", "escalation_reason": "call_back" }) }).await?;
+                    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id)
+                        .await?;
                 }
             }
             Effect::NameRecording { url } => {
@@ -462,6 +499,7 @@ async fn classify(
         )
         .await?;
     }
+    crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id).await?;
     crate::dispatch::cascade::start(&state.jobs, tx, request_id).await
 }
 
@@ -550,6 +588,9 @@ async fn sms_inner(state: &AppState, form: &TwilioForm) -> anyhow::Result<Respon
         )
             .into_response());
     };
+    if !state.limits.webhook_allowed(&from) {
+        return Ok(empty_response()); // polite, and no SMS of ours to feed a flood
+    }
     let body = form.get("Body").unwrap_or("");
     let mut tx = state.db.begin().await?;
     let claimed = crate::on_tx!(&mut tx, |c| {
@@ -568,8 +609,16 @@ async fn sms_inner(state: &AppState, form: &TwilioForm) -> anyhow::Result<Respon
         tx.rollback().await?;
         return Ok(empty_response()); // a retried MessageSid: no second effect, no second reply
     }
-    let reply =
-        crate::dispatch::sms::handle(&state.job_deps(), &state.jobs, &mut tx, &from, body).await?;
+    let intake_allowed = || state.limits.intake_allowed(&from);
+    let reply = crate::dispatch::sms::handle(
+        &state.job_deps(),
+        &state.jobs,
+        &mut tx,
+        &from,
+        body,
+        &intake_allowed,
+    )
+    .await?;
     tx.commit().await?;
     Ok(match reply {
         Some(text) => twiml(ivr_message(&text)),
@@ -647,6 +696,7 @@ async fn call_ended(state: &AppState, call_sid: &str, call_status: &str) -> anyh
                 },
             )
             .await?;
+            crate::followup::clocks::start(&state.jobs, &mut tx, &state.config, request_id).await?;
         }
     }
     tx.commit().await?;

@@ -43,6 +43,21 @@ pub struct OfferExpiry {
     pub offer_id: i64,
 }
 
+/// One SLA clock of a request, due at its deadline.
+#[derive(Clone, Debug, Deserialize, Serialize, JobArgs)]
+#[river(kind = "sla_clock")]
+pub struct SlaClock {
+    pub request_id: i64,
+    pub clock: crate::followup::Clock,
+}
+
+/// The end of the wait for a resident's rating.
+#[derive(Clone, Debug, Deserialize, Serialize, JobArgs)]
+#[river(kind = "rating_timeout")]
+pub struct RatingTimeout {
+    pub request_id: i64,
+}
+
 /// Retries in seconds, not River's quartic minutes: an offer SMS that waits
 /// long is worth little. Doubling from 1 s, capped at 5 minutes.
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +116,30 @@ pub fn build_client(deps: JobDeps) -> anyhow::Result<Client> {
                 .map(|_| WorkOutcome::Complete)
         }
     })?;
+    let d = deps.clone();
+    workers.add_fn(move |ctx: WorkContext, job: riverqueue::Job<SlaClock>| {
+        let d = d.clone();
+        async move {
+            let client = ctx
+                .client()
+                .ok_or_else(|| anyhow::anyhow!("no client"))?
+                .clone();
+            crate::followup::clocks::run(&d, &client, job.args.request_id, job.args.clock)
+                .await
+                .map(|_| WorkOutcome::Complete)
+        }
+    })?;
+    let d = deps.clone();
+    workers.add_fn(
+        move |_ctx: WorkContext, job: riverqueue::Job<RatingTimeout>| {
+            let d = d.clone();
+            async move {
+                crate::followup::rating::close_unrated(&d, job.args.request_id)
+                    .await
+                    .map(|_| WorkOutcome::Complete)
+            }
+        },
+    )?;
 
     let lease = Duration::from_secs(deps.config.settings.jobs.lease_secs.max(2));
     let maintenance = riverqueue::MaintenanceConfig::default()

@@ -76,6 +76,7 @@ struct Row {
     offer_id: Option<i64>,
     status: String,
     attempts: i64,
+    updated_at: i64,
 }
 
 /// The send worker. An `Err` asks River to retry later.
@@ -86,7 +87,7 @@ pub async fn send(deps: &JobDeps, outbox_id: i64, _attempt: i32) -> anyhow::Resu
     let mut tx = db.begin().await?;
     let row: Option<Row> = crate::on_tx!(&mut tx, |c| {
         sqlx::query_as::<_, Row>(
-            "SELECT kind, to_phone, from_phone, body, request_id, offer_id, status, attempts FROM outbox WHERE id = $1",
+            "SELECT kind, to_phone, from_phone, body, request_id, offer_id, status, attempts, updated_at FROM outbox WHERE id = $1",
         )
         .bind(outbox_id)
         .fetch_optional(c)
@@ -100,7 +101,44 @@ pub async fn send(deps: &JobDeps, outbox_id: i64, _attempt: i32) -> anyhow::Resu
         tx.rollback().await?;
         return Ok(()); // sent or failed already: a retried job does nothing
     }
-    let maybe_dup = row.status == "sending";
+    let in_doubt = row.status == "sending";
+    let to = PhoneNumber::from_e164(&row.to_phone)?;
+    let from = PhoneNumber::from_e164(&row.from_phone)?;
+    // A send cut off by a crash may have reached the provider: ask it first
+    // (no lock is held; the job's claim keeps other instances off this row).
+    // The claim was at `updated_at`; a minute's slack covers clock skew.
+    let mut already: Option<String> = None;
+    if in_doubt && row.kind == "sms" {
+        tx.rollback().await?;
+        match deps
+            .provider
+            .find_sms(&to, &from, &row.body, row.updated_at - 60_000)
+            .await
+        {
+            Ok(found) => already = found.map(|m| m.sid),
+            Err(e) => {
+                tracing::warn!(outbox_id, error = %e, "cannot ask the provider whether an interrupted send went out")
+            }
+        }
+        tx = db.begin().await?;
+    }
+    if let Some(sid) = already {
+        crate::on_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE outbox SET status = 'sent', provider_sid = $2, last_error = NULL, updated_at = $3 WHERE id = $1 AND status = 'sending'")
+                .bind(outbox_id)
+                .bind(&sid)
+                .bind(now_ms())
+                .execute(c).await.map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        metrics::counter!("hotline580_outbox_duplicate_avoided_total").increment(1);
+        tracing::info!(
+            outbox_id,
+            "an interrupted send had gone out; recorded, not sent again"
+        );
+        return Ok(());
+    }
+    let maybe_dup = in_doubt;
     crate::on_tx!(&mut tx, |c| {
         sqlx::query(
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, \
@@ -119,8 +157,6 @@ pub async fn send(deps: &JobDeps, outbox_id: i64, _attempt: i32) -> anyhow::Resu
     }
 
     // No lock or transaction is held during the network call.
-    let to = PhoneNumber::from_e164(&row.to_phone)?;
-    let from = PhoneNumber::from_e164(&row.from_phone)?;
     let callback = format!(
         "{}/twilio/status",
         deps.config.settings.server.public_url.trim_end_matches('/')

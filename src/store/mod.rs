@@ -7,6 +7,7 @@
 //! both catch drift.
 
 pub mod events;
+pub mod maintenance;
 pub mod requests;
 pub mod volunteers;
 

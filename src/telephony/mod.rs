@@ -84,6 +84,23 @@ pub trait Provider: Send + Sync {
         status_callback: &str,
     ) -> Result<SentMessage, SendError>;
 
+    /// An SMS the provider already accepted: to `to`, from `from`, with
+    /// exactly `body`, created at or after `since_ms` (Unix ms). Asked before
+    /// sending again a row whose earlier send was cut off by a crash, so a
+    /// message that did go out is recorded rather than sent twice. `Ok(None)`:
+    /// none found; `Err`: the provider could not tell (the caller sends
+    /// anyway and counts a possible duplicate).
+    async fn find_sms(
+        &self,
+        to: &PhoneNumber,
+        from: &PhoneNumber,
+        body: &str,
+        since_ms: i64,
+    ) -> Result<Option<SentMessage>, SendError> {
+        let _ = (to, from, body, since_ms);
+        Ok(None)
+    }
+
     /// `"twilio"` or `"simulated"`, for logs and metrics.
     fn name(&self) -> &'static str;
 }

@@ -167,9 +167,60 @@ impl Provider for TwilioProvider {
         result
     }
 
+    /// `GET …/Messages.json?To=…&From=…` (newest first, one page): Twilio
+    /// lists a message from the moment it accepts it, whatever its status.
+    async fn find_sms(
+        &self,
+        to: &PhoneNumber,
+        from: &PhoneNumber,
+        body: &str,
+        since_ms: i64,
+    ) -> Result<Option<SentMessage>, SendError> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", to.as_str())
+            .append_pair("From", from.as_str())
+            .append_pair("PageSize", "50")
+            .finish();
+        let response = self
+            .client
+            .get(format!("{}?{query}", self.resource_url("Messages")))
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let text = response.text().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(SendError::Retryable {
+                message: error_message(status, &text),
+                retry_after: None,
+            });
+        }
+        Ok(find_in_list(&text, body, since_ms))
+    }
+
     fn name(&self) -> &'static str {
         "twilio"
     }
+}
+
+/// The sid of the listed message with `body` created at or after `since_ms`.
+fn find_in_list(list: &str, body: &str, since_ms: i64) -> Option<SentMessage> {
+    let v: serde_json::Value = serde_json::from_str(list).ok()?;
+    v.get("messages")?.as_array()?.iter().find_map(|m| {
+        let created = m
+            .get("date_created")
+            .and_then(|d| d.as_str())
+            .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
+            .map(|z| z.timestamp().as_millisecond())?;
+        (m.get("body")?.as_str()? == body && created >= since_ms)
+            .then(|| {
+                m.get("sid")?.as_str().map(|sid| SentMessage {
+                    sid: sid.to_string(),
+                })
+            })
+            .flatten()
+    })
 }
 
 fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
@@ -338,6 +389,28 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_listed_message_is_found_by_body_and_time() {
+        let list = r#"{"messages": [
+            {"sid": "SM2", "body": "other", "date_created": "Mon, 23 Nov 2026 10:00:05 +0000"},
+            {"sid": "SM1", "body": "YES 17", "date_created": "Mon, 23 Nov 2026 10:00:00 +0000"}
+        ]}"#;
+        let at = jiff::Timestamp::from_second(1_795_428_000)
+            .unwrap()
+            .as_millisecond(); // 10:00:00
+        assert_eq!(
+            find_in_list(list, "YES 17", at).map(|m| m.sid),
+            Some("SM1".into())
+        );
+        assert_eq!(
+            find_in_list(list, "YES 17", at + 1),
+            None,
+            "older than the claim"
+        );
+        assert_eq!(find_in_list(list, "YES 1", at), None);
+        assert_eq!(find_in_list("not json", "YES 17", 0), None);
     }
 
     #[test]

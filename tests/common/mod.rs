@@ -101,6 +101,15 @@ impl TestDb {
         }
     }
 
+    /// Another handle on a database someone else owns (a second instance's).
+    pub fn shared(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_string(),
+            _dir: None,
+            pg: None,
+        }
+    }
+
     pub fn path(&self) -> Option<&Path> {
         self._dir.as_ref().map(|d| d.path())
     }

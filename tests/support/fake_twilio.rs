@@ -14,10 +14,12 @@
 //! the account in the path (404, 20404), failures queued with `fail_next*`,
 //! failures set for a number with `reject_to`, required fields (400); then it
 //! is recorded and answered 201. Every request, answered or not, is in
-//! `requests()`.
+//! `requests()`. `GET …/Messages.json?To=&From=` lists accepted SMS newest
+//! first, as Twilio does (the sender asks it after a crash cut a send off).
 
 #![allow(dead_code)]
 
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -155,6 +157,8 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
     messages: Vec<RecordedMessage>,
+    /// When each of `messages` was accepted.
+    message_times: Vec<jiff::Timestamp>,
     calls: Vec<RecordedCall>,
     requests: Vec<RecordedRequest>,
     failures: VecDeque<Failure>,
@@ -176,7 +180,7 @@ impl FakeTwilio {
         let app = Router::new()
             .route(
                 "/2010-04-01/Accounts/{account_sid}/{resource}",
-                post(create),
+                post(create).get(list),
             )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -521,6 +525,7 @@ fn answer(
                 status_callback,
                 form: form.to_vec(),
             });
+            inner.message_times.push(jiff::Timestamp::now());
             shared.messages_seen.send_replace(inner.messages.len());
             (StatusCode::CREATED, Json(json)).into_response()
         }
@@ -559,6 +564,41 @@ fn answer(
         }
         _ => not_found(),
     }
+}
+
+/// `GET …/Messages.json`: accepted SMS, newest first, filtered by `To` and `From`.
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    Path((account_sid, resource)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match basic_auth(&headers) {
+        Some((user, password)) if user == shared.account_sid && password == shared.auth_token => {}
+        _ => return Failure::twilio(401, 20003, "Authenticate").into_response(),
+    }
+    if account_sid != shared.account_sid || resource != "Messages.json" {
+        return Failure::twilio(404, 20404, "The requested resource was not found").into_response();
+    }
+    let inner = shared.inner.lock().expect("fake Twilio state");
+    let wanted = |field: &str, value: &str| query.get(field).is_none_or(|v| v == value);
+    let messages: Vec<serde_json::Value> = inner
+        .messages
+        .iter()
+        .zip(&inner.message_times)
+        .rev()
+        .filter(|(m, _)| wanted("To", &m.to) && wanted("From", &m.from))
+        .take(50)
+        .map(|(m, at)| {
+            let created = jiff::fmt::rfc2822::to_string(&at.to_zoned(jiff::tz::TimeZone::UTC))
+                .expect("a printable time");
+            serde_json::json!({
+                "sid": m.sid, "to": m.to, "from": m.from, "body": m.body,
+                "status": "sent", "date_created": created,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "messages": messages })).into_response()
 }
 
 /// `(user, password)` from `Authorization: Basic …`.

@@ -1,3 +1,5 @@
 //! Helpers shared by the integration tests.
 
 pub mod fake_twilio;
+pub mod process;
+pub mod webhook;
