@@ -52,7 +52,15 @@ pub struct Group {
     pub figures: Figures,
 }
 
-/// The figures of a period: all requests, and per category, grade and grid.
+/// One local day's figures (the requests received that day).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    pub date: Date,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The figures of a period: all requests, and per category, grade, grid and day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub from: Date,
@@ -62,6 +70,8 @@ pub struct Stats {
     pub by_category: Vec<Group>,
     pub by_grade: Vec<Group>,
     pub by_grid: Vec<Group>,
+    /// Every day of the period, days with nothing received included (for charts).
+    pub by_day: Vec<Day>,
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -180,7 +190,34 @@ pub fn compute(sla: &SlaSettings, period: &Period, rows: &[StatRow]) -> Stats {
             |r| r.grid.clone().filter(|g| !g.trim().is_empty()),
             |k| (usize::from(k.is_none()), k.clone()),
         ),
+        by_day: days(sla, period, rows),
     }
+}
+
+/// One entry per local day of the period, from the day starts the period holds.
+fn days(sla: &SlaSettings, period: &Period, rows: &[StatRow]) -> Vec<Day> {
+    let mut out = Vec::with_capacity(period.day_starts_ms.len());
+    let mut date = period.from;
+    for (i, start) in period.day_starts_ms.iter().enumerate() {
+        let end = period
+            .day_starts_ms
+            .get(i + 1)
+            .copied()
+            .unwrap_or(period.end_ms);
+        let of_day: Vec<&StatRow> = rows
+            .iter()
+            .filter(|r| r.created_at >= *start && r.created_at < end)
+            .collect();
+        out.push(Day {
+            date,
+            figures: figures(sla, &of_day),
+        });
+        match date.tomorrow() {
+            Ok(next) => date = next,
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 /// A period of local calendar days, `from` to `to` inclusive.
@@ -192,6 +229,9 @@ pub struct Period {
     /// `[start, end)` in Unix ms.
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Where each local day of the period starts, in Unix ms (days differ in
+    /// length where clocks change).
+    pub day_starts_ms: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,12 +268,20 @@ impl Period {
         let start = from.to_zoned(tz.clone()).map_err(|_| bad(from))?;
         let next = to.tomorrow().map_err(|_| bad(to))?;
         let end = next.to_zoned(tz.clone()).map_err(|_| bad(to))?;
+        let mut day_starts_ms = Vec::new();
+        let mut day = from;
+        while day <= to {
+            let start = day.to_zoned(tz.clone()).map_err(|_| bad(day))?;
+            day_starts_ms.push(start.timestamp().as_millisecond());
+            day = day.tomorrow().map_err(|_| bad(day))?;
+        }
         Ok(Period {
             from,
             to,
             timezone: tz_name.to_string(),
             start_ms: start.timestamp().as_millisecond(),
             end_ms: end.timestamp().as_millisecond(),
+            day_starts_ms,
         })
     }
 
