@@ -125,15 +125,20 @@
     const box = document.getElementById("board-map");
     if (!box || !window.Hotline580Map) return;
     const seq = ++mapSeq;
+    // Open requests by status, however old: the newest N of all would miss a
+    // long-escalated one.
+    const open = ["new", "offering", "assigned", "escalated"].map(function (st) {
+      return getJson("/api/requests?limit=1000&status=" + st);
+    });
     Promise.all([
       getJson("/api/volunteers"),
-      getJson("/api/requests?limit=500"),
+      Promise.all(open),
       selectedRequest ? getJson("/api/requests/" + selectedRequest) : Promise.resolve(null),
     ]).then(function (got) {
-      if (seq !== mapSeq || !got[0] || !got[1]) return; // a newer drawing is on its way
+      if (seq !== mapSeq || !got[0] || got[1].some(function (l) { return !l; })) return; // a newer drawing is on its way, or a failure
       window.Hotline580Map.draw(box, {
         volunteers: got[0],
-        requests: got[1],
+        requests: [].concat.apply([], got[1]),
         offers: got[2] ? got[2].offers : [],
         selected: selectedRequest,
         onSelect: function (id) { selectedRequest = id; drawMap(); },
