@@ -408,6 +408,40 @@ mod tests {
     }
 
     #[test]
+    fn days_follow_local_midnights_across_a_clock_change() {
+        // Berlin springs forward on 2026-03-29: that day is 23 hours long.
+        let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let p = Period::days(
+            Date::constant(2026, 3, 28),
+            Date::constant(2026, 3, 30),
+            &tz,
+            "Europe/Berlin",
+        )
+        .unwrap();
+        assert_eq!(p.day_starts_ms.len(), 3);
+        assert_eq!(p.day_starts_ms[2] - p.day_starts_ms[1], 23 * H);
+        // 23:30 local on the 29th is 21:30 UTC: still the 29th, not the 30th.
+        let mut late = row("repair", "yellow", None);
+        late.created_at = p.day_starts_ms[2] - H / 2;
+        let mut early = row("errands", "blue", None);
+        early.created_at = p.day_starts_ms[0];
+        let stats = compute(&Config::defaults().settings.sla, &p, &[late, early]);
+        let per_day: Vec<(String, u64)> = stats
+            .by_day
+            .iter()
+            .map(|d| (d.date.to_string(), d.figures.received))
+            .collect();
+        assert_eq!(
+            per_day,
+            [
+                ("2026-03-28".to_string(), 1),
+                ("2026-03-29".to_string(), 1),
+                ("2026-03-30".to_string(), 0)
+            ]
+        );
+    }
+
+    #[test]
     fn medians_of_odd_and_even_counts() {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
