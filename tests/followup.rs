@@ -1037,6 +1037,19 @@ async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
         ]
     );
 
+    // Every day of the period, for the figures page's charts: the six all on 2026-01-06.
+    let days = s["by_day"].as_array().unwrap();
+    assert_eq!(days.len(), 31);
+    assert_eq!(days[0]["date"], "2026-01-01");
+    assert_eq!(days[30]["date"], "2026-01-31");
+    for (i, d) in days.iter().enumerate() {
+        let received = if i == 5 { 6 } else { 0 };
+        assert_eq!(d["received"], received, "{d}");
+    }
+    let mut sixth = days[5].clone();
+    sixth.as_object_mut().unwrap().remove("date");
+    assert_eq!(sixth, s["total"]);
+
     // The weekly report of the same days prints the same figures.
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_hotline580"))
@@ -1080,6 +1093,35 @@ async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
         csv.contains("all,,6,4,2,2700,19800,3,2,0.75,0.667,3"),
         "{csv}"
     );
+
+    // The same report downloaded from the console, for operators who may.
+    let r = app.get("/api/report?week=2026-W02&format=csv").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"hotline580-2026-W02.csv\""
+    );
+    assert_eq!(r.text().await.unwrap(), csv);
+    let r = app.get("/api/report?week=2026-W02&format=html").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("楼&lt;7&gt;&amp;"));
+    for bad in [
+        "/api/report?week=2026-W99&format=csv",
+        "/api/report?week=2026-W02&format=pdf",
+        "/api/report?format=csv",
+    ] {
+        let r = app.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().len() > 10, "{bad}: {e}");
+    }
+    let stranger = reqwest::Client::new()
+        .get(app.url("/api/report?week=2026-W02&format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
 
     let out = run(&["report", "--week", "2026-W02"]);
     assert!(out.status.success());

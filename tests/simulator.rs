@@ -168,6 +168,12 @@ async fn the_simulator_needs_a_login_plays_only_webhooks_and_opens_nothing(backe
         let r = play(&app, path, &[]).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
     }
+    // The console's menu links to it; its map is the console's asset.
+    let board = app.get("/console").await.text().await.unwrap();
+    assert!(board.contains("href=\"/console/simulator\""), "{board}");
+    let map = app.get("/console/assets/map.js").await;
+    assert_eq!(map.status(), StatusCode::OK);
+    assert!(map.text().await.unwrap().contains("Hotline580Map"));
     let page = app.get("/console/simulator").await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(
@@ -209,6 +215,9 @@ async fn there_is_no_simulator_with_the_real_provider(backend: Backend) {
         app.get("/console/simulator").await.status(),
         StatusCode::NOT_FOUND
     );
+    let board = app.get("/console").await.text().await.unwrap();
+    assert!(board.contains("id=\"board\""), "{board}");
+    assert!(!board.contains("/console/simulator"), "{board}");
 }
 
 on_both_backends!(

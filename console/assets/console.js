@@ -106,12 +106,59 @@
       old.replaceWith(fresh);
       if (keepFlash) showFlash(keepFlash, false);
       bindActions();
+      if (page === "board") drawMap();
       if (page === "board") {
         const now = redIds();
         now.forEach(function (rid) { if (!knownRed.has(rid)) raiseAlert(rid, true); });
         knownRed = now;
       }
     }).catch(function () {});
+  }
+
+  // ---- the board's map (map.js): drawn from the JSON API, redrawn with the board ----
+  let selectedRequest = null;
+  let mapSeq = 0;
+  function getJson(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; });
+  }
+  function drawMap() {
+    const box = document.getElementById("board-map");
+    if (!box || !window.Hotline580Map) return;
+    const seq = ++mapSeq;
+    // Open requests by status, however old: the newest N of all would miss a
+    // long-escalated one.
+    const open = ["new", "offering", "assigned", "escalated"].map(function (st) {
+      return getJson("/api/requests?limit=1000&status=" + st);
+    });
+    Promise.all([
+      getJson("/api/volunteers"),
+      Promise.all(open),
+      selectedRequest ? getJson("/api/requests/" + selectedRequest) : Promise.resolve(null),
+    ]).then(function (got) {
+      if (seq !== mapSeq || !got[0] || got[1].some(function (l) { return !l; })) return; // a newer drawing is on its way, or a failure
+      window.Hotline580Map.draw(box, {
+        volunteers: got[0],
+        requests: [].concat.apply([], got[1]),
+        offers: got[2] ? got[2].offers : [],
+        selected: selectedRequest,
+        onSelect: function (id) { selectedRequest = id; drawMap(); },
+      });
+      box.dataset.selected = selectedRequest === null ? "" : String(selectedRequest);
+    }).catch(function () {});
+  }
+  if (page === "board") {
+    // map.js is a deferred script after this one: it is there at DOMContentLoaded.
+    if (document.readyState === "complete") drawMap();
+    else document.addEventListener("DOMContentLoaded", drawMap);
+    // A card's pin selects its request on the map instead of opening it;
+    // delegated, so it survives the board's re-renders.
+    document.addEventListener("click", function (e) {
+      const pin = e.target.closest && e.target.closest("[data-select]");
+      if (!pin) return;
+      e.preventDefault();
+      selectedRequest = Number(pin.dataset.select);
+      drawMap();
+    });
   }
 
   // Opened after the page's load event: a stream opened before it keeps the
@@ -324,6 +371,57 @@
       });
       return t;
     }
+    // ---- charts: inline SVG built with DOM calls from the stats' numbers ----
+    const charts = document.getElementById("charts");
+    const SVG = "http://www.w3.org/2000/svg";
+    function svgEl(name, attrs, parent) {
+      const e = document.createElementNS(SVG, name);
+      Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+      if (parent) parent.appendChild(e);
+      return e;
+    }
+    // A bar chart of `values` (null: no data that day) labelled by `labels`.
+    function barChart(id, title, labels, values, show) {
+      const fig = document.createElement("figure");
+      fig.className = "chart";
+      fig.id = id;
+      const cap = document.createElement("figcaption");
+      cap.textContent = title;
+      fig.appendChild(cap);
+      const w = 560, h = 200, left = 8, bottom = 34, top = 18;
+      const svg = svgEl("svg", { viewBox: "0 0 " + w + " " + h, role: "img", "aria-label": title }, fig);
+      const max = Math.max.apply(null, values.map(function (v) { return v || 0; }).concat([0]));
+      const slot = (w - 2 * left) / Math.max(values.length, 1);
+      svgEl("line", { x1: left, y1: h - bottom, x2: w - left, y2: h - bottom, class: "axis" }, svg);
+      values.forEach(function (v, i) {
+        const x = left + i * slot;
+        const bh = max > 0 && v ? (h - bottom - top) * v / max : 0;
+        const bar = svgEl("rect", { x: x + slot * 0.15, y: h - bottom - bh, width: slot * 0.7, height: bh, class: "bar", "data-value": v === null ? "" : v }, svg);
+        svgEl("title", {}, bar).textContent = labels[i] + ": " + (v === null ? "—" : show(v));
+        if (v !== null && values.length <= 16) {
+          svgEl("text", { x: x + slot / 2, y: h - bottom - bh - 4, class: "val" }, svg).textContent = show(v);
+        }
+        if (values.length <= 16 || i % Math.ceil(values.length / 12) === 0) {
+          svgEl("text", { x: x + slot / 2, y: h - bottom + 16, class: "lab" }, svg).textContent = labels[i];
+        }
+      });
+      return fig;
+    }
+    function drawCharts(j) {
+      if (!charts) return;
+      const days = j.by_day || [];
+      const dayLabels = days.map(function (d) { return String(d.date).slice(5); });
+      const cats = j.by_category || [];
+      const catLabels = cats.map(function (g) { return g.key || "—"; });
+      const minutes = function (s) { return s === null ? null : Math.round(s / 60); };
+      const pct = function (x) { return x === null ? null : Math.round(x * 100); };
+      charts.replaceChildren(
+        barChart("chart-per-day", "每天的求助 Requests per day", dayLabels, days.map(function (d) { return d.received; }), String),
+        barChart("chart-accept", "接单用时（分钟，中位数）Time to acceptance (median minutes)", dayLabels, days.map(function (d) { return minutes(d.median_accept_secs); }), function (v) { return v + "m"; }),
+        barChart("chart-satisfaction", "满意度 Satisfaction (%)", dayLabels, days.map(function (d) { return pct(d.satisfaction); }), function (v) { return v + "%"; }),
+        barChart("chart-category", "按类别 By category (received)", catLabels, cats.map(function (g) { return g.received; }), String)
+      );
+    }
     function load() {
       const q = new URLSearchParams(new FormData(form)).toString();
       fetch("/api/stats?" + q, { credentials: "same-origin" }).then(function (r) {
@@ -341,7 +439,10 @@
             p.textContent = j.error || ("HTTP " + r.status);
             box.replaceChildren(p);
           } else {
-            box.replaceChildren(table(j));
+            drawCharts(j);
+            const shown = Object.assign({}, j);
+            delete shown.by_day; // drawn above; as a table it would be a month of rows
+            box.replaceChildren(table(shown));
           }
         });
       });

@@ -295,6 +295,7 @@ mod tests {
                     figures: figures(1),
                 },
             ],
+            by_day: vec![],
         }
     }
 

@@ -52,7 +52,15 @@ pub struct Group {
     pub figures: Figures,
 }
 
-/// The figures of a period: all requests, and per category, grade and grid.
+/// One local day's figures (the requests received that day).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Day {
+    pub date: Date,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The figures of a period: all requests, and per category, grade, grid and day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub from: Date,
@@ -62,6 +70,8 @@ pub struct Stats {
     pub by_category: Vec<Group>,
     pub by_grade: Vec<Group>,
     pub by_grid: Vec<Group>,
+    /// Every day of the period, days with nothing received included (for charts).
+    pub by_day: Vec<Day>,
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -180,7 +190,34 @@ pub fn compute(sla: &SlaSettings, period: &Period, rows: &[StatRow]) -> Stats {
             |r| r.grid.clone().filter(|g| !g.trim().is_empty()),
             |k| (usize::from(k.is_none()), k.clone()),
         ),
+        by_day: days(sla, period, rows),
     }
+}
+
+/// One entry per local day of the period, from the day starts the period holds.
+fn days(sla: &SlaSettings, period: &Period, rows: &[StatRow]) -> Vec<Day> {
+    let mut out = Vec::with_capacity(period.day_starts_ms.len());
+    let mut date = period.from;
+    for (i, start) in period.day_starts_ms.iter().enumerate() {
+        let end = period
+            .day_starts_ms
+            .get(i + 1)
+            .copied()
+            .unwrap_or(period.end_ms);
+        let of_day: Vec<&StatRow> = rows
+            .iter()
+            .filter(|r| r.created_at >= *start && r.created_at < end)
+            .collect();
+        out.push(Day {
+            date,
+            figures: figures(sla, &of_day),
+        });
+        match date.tomorrow() {
+            Ok(next) => date = next,
+            Err(_) => break,
+        }
+    }
+    out
 }
 
 /// A period of local calendar days, `from` to `to` inclusive.
@@ -192,6 +229,9 @@ pub struct Period {
     /// `[start, end)` in Unix ms.
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Where each local day of the period starts, in Unix ms (days differ in
+    /// length where clocks change).
+    pub day_starts_ms: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,12 +268,20 @@ impl Period {
         let start = from.to_zoned(tz.clone()).map_err(|_| bad(from))?;
         let next = to.tomorrow().map_err(|_| bad(to))?;
         let end = next.to_zoned(tz.clone()).map_err(|_| bad(to))?;
+        let mut day_starts_ms = Vec::new();
+        let mut day = from;
+        while day <= to {
+            let start = day.to_zoned(tz.clone()).map_err(|_| bad(day))?;
+            day_starts_ms.push(start.timestamp().as_millisecond());
+            day = day.tomorrow().map_err(|_| bad(day))?;
+        }
         Ok(Period {
             from,
             to,
             timezone: tz_name.to_string(),
             start_ms: start.timestamp().as_millisecond(),
             end_ms: end.timestamp().as_millisecond(),
+            day_starts_ms,
         })
     }
 
@@ -357,6 +405,40 @@ mod tests {
                 proptest::prop_assert_eq!(sum(|f| f.escalations), t.escalations);
             }
         }
+    }
+
+    #[test]
+    fn days_follow_local_midnights_across_a_clock_change() {
+        // Berlin springs forward on 2026-03-29: that day is 23 hours long.
+        let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        let p = Period::days(
+            Date::constant(2026, 3, 28),
+            Date::constant(2026, 3, 30),
+            &tz,
+            "Europe/Berlin",
+        )
+        .unwrap();
+        assert_eq!(p.day_starts_ms.len(), 3);
+        assert_eq!(p.day_starts_ms[2] - p.day_starts_ms[1], 23 * H);
+        // 23:30 local on the 29th is 21:30 UTC: still the 29th, not the 30th.
+        let mut late = row("repair", "yellow", None);
+        late.created_at = p.day_starts_ms[2] - H / 2;
+        let mut early = row("errands", "blue", None);
+        early.created_at = p.day_starts_ms[0];
+        let stats = compute(&Config::defaults().settings.sla, &p, &[late, early]);
+        let per_day: Vec<(String, u64)> = stats
+            .by_day
+            .iter()
+            .map(|d| (d.date.to_string(), d.figures.received))
+            .collect();
+        assert_eq!(
+            per_day,
+            [
+                ("2026-03-28".to_string(), 1),
+                ("2026-03-29".to_string(), 1),
+                ("2026-03-30".to_string(), 0)
+            ]
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/volunteers", get(list_volunteers))
         .route("/api/requests/{id}/done", post(super::followup::done))
         .route("/api/stats", get(super::followup::stats))
+        .route("/api/report", get(super::followup::report))
 }
 
 /// `Json` whose rejections speak our error format: a body that is not

@@ -230,3 +230,52 @@ pub async fn stats(
         crate::followup::stats::for_period(&state.db, cfg, &period).await?,
     ))
 }
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ReportParams {
+    pub week: Option<String>,
+    pub format: Option<String>,
+}
+
+/// `GET /api/report?week=2026-W47&format=text|csv|html`: the weekly report
+/// of `hotline580 report`, as a file to download.
+pub async fn report(
+    _op: CurrentOperator,
+    State(state): State<AppState>,
+    params: Result<Query<ReportParams>, QueryRejection>,
+) -> AppResult<Response> {
+    use crate::followup::report::{Format, render};
+    let Query(params) = params.map_err(|e| AppError::bad_request(e.body_text()))?;
+    let week = params
+        .week
+        .ok_or_else(|| AppError::bad_request("give `week` such as 2026-W47"))?;
+    let format: Format = params
+        .format
+        .as_deref()
+        .unwrap_or("text")
+        .parse()
+        .map_err(AppError::bad_request)?;
+    let cfg = &state.config;
+    let period = Period::iso_week(&week, &cfg.tz, &cfg.settings.timezone)
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    // The label is rebuilt from the parsed week, so nothing sent ends up in a header.
+    let iso = period.from.iso_week_date();
+    let label = format!("{}-W{:02}", iso.year(), iso.week());
+    let stats = crate::followup::stats::for_period(&state.db, cfg, &period).await?;
+    let (kind, ext) = match format {
+        Format::Text => ("text/plain; charset=utf-8", "txt"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Html => ("text/html; charset=utf-8", "html"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"hotline580-{label}.{ext}\""),
+            ),
+        ],
+        render(&stats, &label, format),
+    )
+        .into_response())
+}

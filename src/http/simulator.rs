@@ -10,31 +10,29 @@ use crate::app::AppState;
 use crate::config::ProviderKind;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
-const PAGE: &str = include_str!("../../assets/simulator/simulator.html");
 const SCRIPT: &str = include_str!("../../assets/simulator/simulator.js");
 const STYLE: &str = include_str!("../../assets/simulator/simulator.css");
-/// The offline map, shared with the board.
+/// The offline map, served with the console's assets (`/console/assets/map.js`)
+/// for the board and the simulator alike.
 pub const MAP_SCRIPT: &str = include_str!("../../assets/simulator/map.js");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/console/simulator", get(page))
         .route("/console/simulator/simulator.js", get(script))
         .route("/console/simulator/simulator.css", get(style))
-        .route("/console/simulator/map.js", get(map_script))
         .route("/api/simulator/webhook", post(webhook))
         .route("/api/simulator/deliveries", get(deliveries))
         .route("/api/simulator/residents", get(residents))
 }
 
-fn simulated_only(state: &AppState) -> AppResult<()> {
+pub(crate) fn simulated_only(state: &AppState) -> AppResult<()> {
     if state.config.settings.telephony.provider == ProviderKind::Simulated {
         Ok(())
     } else {
@@ -59,25 +57,9 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn page(
-    State(state): State<AppState>,
-    operator: Result<CurrentOperator, AppError>,
-) -> AppResult<Response> {
-    simulated_only(&state)?;
-    if operator.is_err() {
-        return Ok(Redirect::to("/console/login").into_response());
-    }
-    Ok(asset("text/html; charset=utf-8", PAGE))
-}
-
 async fn script(State(state): State<AppState>) -> AppResult<Response> {
     simulated_only(&state)?;
     Ok(asset("text/javascript; charset=utf-8", SCRIPT))
-}
-
-async fn map_script(State(state): State<AppState>) -> AppResult<Response> {
-    simulated_only(&state)?;
-    Ok(asset("text/javascript; charset=utf-8", MAP_SCRIPT))
 }
 
 async fn style(State(state): State<AppState>) -> AppResult<Response> {

@@ -11,6 +11,7 @@ use super::api::{LoginThrottle, check_login};
 use super::session::{self, CurrentOperator};
 use super::{AppError, AppResult};
 use crate::app::AppState;
+use crate::config::ProviderKind;
 use crate::dispatch::operator;
 use crate::domain::{Category, Grade, Language, Role};
 use crate::store::requests::{self as store_requests, RequestRow};
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/requests/{id}", get(request_page))
         .route("/console/volunteers", get(volunteers_page))
         .route("/console/figures", get(figures_page))
+        .route("/console/simulator", get(simulator_page))
         .route("/console/assets/{file}", get(asset))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -74,6 +76,11 @@ async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "console.js" => (CONSOLE_JS, "text/javascript; charset=utf-8"),
         "console.css" => (CONSOLE_CSS, "text/css; charset=utf-8"),
+        // The same file the simulator loads: one map for both pages.
+        "map.js" => (
+            crate::http::simulator::MAP_SCRIPT,
+            "text/javascript; charset=utf-8",
+        ),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     (
@@ -182,9 +189,12 @@ pub struct Frame {
     pub is_admin: bool,
     pub nav: &'static str,
     pub path: String,
+    /// The simulator's link is shown only where the simulator exists.
+    pub simulated: bool,
 }
 
 async fn frame(
+    state: &AppState,
     session: &Session,
     headers: &HeaderMap,
     op: &CurrentOperator,
@@ -198,6 +208,7 @@ async fn frame(
         is_admin: op.role == Role::Admin,
         nav,
         path,
+        simulated: state.config.settings.telephony.provider == ProviderKind::Simulated,
     })
 }
 
@@ -431,7 +442,7 @@ async fn board(
     session: Session,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let f = frame(&session, &headers, &op, "board", "/console".into()).await?;
+    let f = frame(&state, &session, &headers, &op, "board", "/console".into()).await?;
     let lang: Language = f.t.lang.parse().unwrap_or(Language::Zh);
     let names: HashMap<i64, String> = store_volunteers::list_volunteers(&state.db)
         .await?
@@ -596,6 +607,7 @@ async fn request_page(
         return Err(AppError::not_found("there is no such request"));
     };
     let f = frame(
+        &state,
         &session,
         &headers,
         &op,
@@ -770,6 +782,7 @@ async fn volunteers_page(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let f = frame(
+        &state,
         &session,
         &headers,
         &op,
@@ -832,6 +845,8 @@ struct FiguresPage {
     f: Frame,
     from: String,
     to: String,
+    /// This ISO week, e.g. `2026-W47`, for the report download.
+    week: String,
 }
 
 async fn figures_page(
@@ -841,6 +856,7 @@ async fn figures_page(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let f = frame(
+        &state,
         &session,
         &headers,
         &op,
@@ -854,11 +870,40 @@ async fn figures_page(
     let week_ago = today
         .checked_sub(jiff::Span::new().days(6))
         .unwrap_or(today);
+    let iso = today.iso_week_date();
     Ok(render(&FiguresPage {
         f,
         from: week_ago.to_string(),
         to: today.to_string(),
+        week: format!("{}-W{:02}", iso.year(), iso.week()),
     }))
+}
+
+// ---- the simulator (its phones' script lives in http::simulator) ----
+
+#[derive(Template)]
+#[template(path = "simulator.html")]
+struct SimulatorPage {
+    f: Frame,
+}
+
+async fn simulator_page(
+    ConsoleOperator(op): ConsoleOperator,
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    crate::http::simulator::simulated_only(&state)?;
+    let f = frame(
+        &state,
+        &session,
+        &headers,
+        &op,
+        "simulator",
+        "/console/simulator".into(),
+    )
+    .await?;
+    Ok(render(&SimulatorPage { f }))
 }
 
 #[cfg(test)]
