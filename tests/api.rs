@@ -1011,15 +1011,38 @@ async fn the_openapi_description_lists_the_actions(backend: Backend) {
     let app = logged_in(backend).await;
     let doc = json_of(app.get("/api/openapi.json").await).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/requests",
-        "/api/requests/{id}/assign",
-        "/api/requests/{id}/cancel",
-        "/api/volunteers/{id}",
-        "/api/events",
+    // Every route of CONTRACT.md's JSON API, with its method.
+    for (method, path) in [
+        ("post", "/api/login"),
+        ("post", "/api/logout"),
+        ("get", "/api/requests"),
+        ("get", "/api/requests/{id}"),
+        ("patch", "/api/requests/{id}"),
+        ("post", "/api/requests/{id}/assign"),
+        ("post", "/api/requests/{id}/cancel"),
+        ("post", "/api/requests/{id}/done"),
+        ("post", "/api/requests/{id}/reoffer"),
+        ("post", "/api/requests/{id}/notes"),
+        ("post", "/api/requests/{id}/close"),
+        ("get", "/api/volunteers"),
+        ("patch", "/api/volunteers/{id}"),
+        ("get", "/api/stats"),
+        ("get", "/api/openapi.json"),
+        ("get", "/api/events"),
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
+    let stats_params: Vec<&str> = doc["paths"]["/api/stats"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stats_params, ["from", "to"]);
+    assert!(doc["components"]["schemas"]["Stats"]["properties"]["by_grade"].is_object());
     assert!(doc["components"]["schemas"]["AssignBody"]["properties"]["volunteer_id"].is_object());
     let anonymous = reqwest::get(app.url("/api/openapi.json")).await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
