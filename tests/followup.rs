@@ -655,6 +655,46 @@ async fn a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accept
     assert_eq!(req(&app, id).await.status, "assigned");
 }
 
+async fn a_request_regraded_red_runs_the_red_acceptance_clock(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[("HOTLINE580__SLA__RED_ACCEPT_SECS", "1")],
+    )
+    .await;
+    seed(&app).await;
+    // Errands by SMS: graded blue, offered, its clock eight hours away.
+    sms(&app, "SMG1", RESIDENT, "帮我买点菜").await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    let grade_status = || async {
+        let sql = format!("SELECT grade || ' ' || status FROM requests WHERE id = {id}");
+        on_db!(&app.state.db, |c| sqlx::query_scalar::<_, String>(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .fetch_one(c)
+        .await)
+        .unwrap()
+    };
+    assert_eq!(grade_status().await, "blue offering");
+    login(&app).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/requests/{id}")))
+        .json(&json!({ "grade": "red" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The red clock (one second from intake) falls due and escalates it.
+    wait_for_breach(&app, id, "accept").await;
+    assert_eq!(grade_status().await, "red escalated");
+    assert_eq!(
+        req(&app, id).await.escalation_reason.as_deref(),
+        Some("sla")
+    );
+}
+
 async fn a_job_not_done_in_time_is_escalated_and_can_still_be_finished(backend: Backend) {
     let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
     let app = spawn(backend, &twilio, &[("HOTLINE580__SLA__DONE_SECS", "1")]).await;
@@ -1122,6 +1162,7 @@ on_both_backends!(
     no_answer_closes_the_request_unrated,
     points_accumulate_in_the_ledger_and_points_answers_balance_and_rank,
     a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accepted,
+    a_request_regraded_red_runs_the_red_acceptance_clock,
     a_job_not_done_in_time_is_escalated_and_can_still_be_finished,
     a_request_still_open_after_the_second_delay_is_reported_to_the_second_level,
     the_figures_of_a_seeded_month_match_the_hand_count,

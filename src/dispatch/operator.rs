@@ -445,9 +445,12 @@ pub struct RequestPatch {
     pub category: Option<Category>,
 }
 
-/// Changes a request's grade or category. A request turned red raises an alert.
+/// Changes a request's grade or category. A request turned red raises an alert;
+/// a new grade of a request waiting for acceptance reschedules its acceptance
+/// clock (a red request must be accepted sooner than a blue one).
 pub async fn update_request(
     deps: &JobDeps,
+    client: &Client,
     request_id: i64,
     patch: &RequestPatch,
     actor: &str,
@@ -511,6 +514,11 @@ pub async fn update_request(
         Value::Object(data),
     )
     .await?;
+    // Only an `offering` request runs an acceptance clock; one escalated
+    // before it was offered is with the operators already.
+    if grade != old_grade && status == "offering" {
+        crate::followup::clocks::regrade(client, &mut tx, &deps.config, request_id).await?;
+    }
     if grade.as_deref() == Some("red") && old_grade.as_deref() != Some("red") {
         event(
             &mut tx,
