@@ -1122,6 +1122,39 @@ async fn the_event_stream_delivers_new_events_and_resumes_after_last_event_id(ba
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn the_event_stream_ends_when_its_session_logs_out(backend: Backend) {
+    use futures::StreamExt;
+    let app = logged_in(backend).await;
+    let r = app.get("/api/events").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream();
+    // Another request with the same cookie logs out.
+    let out = app
+        .client
+        .post(app.url("/api/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    // The stream ends (keep-alive comments may come first).
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("the stream ends within 20 s of the logout");
+        match chunk {
+            None | Some(Err(_)) => break,
+            Some(Ok(bytes)) => assert!(
+                !String::from_utf8_lossy(&bytes).contains("data:"),
+                "no event after the logout"
+            ),
+        }
+    }
+    assert_eq!(
+        app.get("/api/events").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 async fn events_written_by_another_instance_reach_this_ones_stream(backend: Backend) {
     let app = logged_in(backend).await;
     let id = request(&app, "escalated", None, None, T0).await;
@@ -1154,6 +1187,7 @@ on_both_backends!(
     a_login_sets_an_http_only_strict_session_cookie,
     logging_out_ends_the_session,
     a_stolen_cookie_is_worthless_after_logout,
+    the_event_stream_ends_when_its_session_logs_out,
     a_form_encoded_login_is_refused_with_415,
     too_many_failed_logins_are_refused_with_429,
     requests_are_listed_newest_first_in_the_contracts_shape,
