@@ -267,6 +267,55 @@ async fn a_rating_is_taken_from_a_resident_over_the_intake_limit(backend: Backen
 }
 
 /// A request assigned to NEAR, written as dispatch would leave it.
+async fn the_texts_about_a_request_are_linked_to_it_and_shown_on_its_page(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    // The resident's intake SMS and the volunteer's `YES code`.
+    let (id, _) = accepted_job(&app, &twilio, 1, "厨房漏水").await;
+    // A bare DONE, then the resident's rating.
+    sms(&app, "SMD1", NEAR, "完成").await;
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    sms(&app, "SMR1b", RESIDENT, "4").await;
+    // A text that concerns no request stays unlinked.
+    sms(&app, "SMP1", NEAR, "积分").await;
+    let linked = |sid: &str| {
+        format!("SELECT COUNT(*) FROM messages WHERE message_sid = '{sid}' AND request_id = {id}")
+    };
+    for sid in ["SMR1", "SMA1", "SMD1", "SMR1b"] {
+        assert_eq!(scalar_i64(&app, &linked(sid)).await, 1, "{sid}");
+    }
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT COUNT(*) FROM messages WHERE message_sid = 'SMP1' AND request_id IS NULL"
+        )
+        .await,
+        1
+    );
+    login(&app).await;
+    let page = app
+        .client
+        .get(app.url(&format!("/console/requests/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        format!("received {RESIDENT}"),
+        format!("received {NEAR}"),
+        "完成".to_string(),
+    ] {
+        assert!(page.contains(&line), "{line} missing from the page");
+    }
+    assert!(
+        !page.contains("积分</td>"),
+        "an unrelated text is not shown"
+    );
+}
+
 async fn seeded_assignment(app: &TestApp, resident_phone: &str) -> i64 {
     let vid = volunteer_id(app).await;
     exec(app, &format!(
@@ -1156,6 +1205,7 @@ async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
 on_both_backends!(
     a_rating_is_taken_from_a_resident_over_the_intake_limit,
     done_by_sms_then_a_rating_by_sms_closes_the_request,
+    the_texts_about_a_request_are_linked_to_it_and_shown_on_its_page,
     an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
     a_low_rating_opens_a_revisit,
     a_complaint_in_words_opens_a_revisit_with_the_words,
