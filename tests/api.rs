@@ -928,6 +928,97 @@ async fn reoffering_starts_a_new_cascade_and_candidates_are_nearest_first(backen
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 
+/// Polls until the request has `want` offers; returns (volunteer, status) oldest first.
+async fn wait_for_offers(app: &TestApp, id: i64, want: usize) -> Vec<(i64, String)> {
+    for _ in 0..400 {
+        let offers = on_db!(&app.state.db, |c| sqlx::query_as::<_, (i64, String)>(
+            "SELECT volunteer_id, status FROM offers WHERE request_id = $1 ORDER BY id"
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await)
+        .unwrap();
+        if offers.len() >= want {
+            return offers;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("request {id} never had {want} offers");
+}
+
+async fn offering_again_asks_a_volunteer_who_declined_before(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HOTLINE580__DISPATCH__QUIET_HOURS", "off")]).await;
+    hotline580::auth::create_operator(&app.state.db, "alice", PASSWORD, Role::Operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        login(&app, "alice", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let home = on_db!(&app.state.db, |c| sqlx::query_scalar::<_, i64>(
+        "INSERT INTO residents (name, phone, address, lat, lon, created_at, updated_at) \
+         VALUES ('Wang', '+8613900000001', 'x', 29.5600, 106.5700, 0, 0) RETURNING id"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let near = volunteer_at(&app, "Near", "+8613700000002", 29.5610, 106.5700, "repair").await;
+    let id = request(&app, "escalated", Some(home), None, T0).await;
+    let path = format!("/api/requests/{id}/reoffer");
+    let reoffer = || post_json(&app, &path, json!({}));
+    assert_eq!(reoffer().await.status(), StatusCode::OK);
+    assert_eq!(
+        wait_for_offers(&app, id, 1).await,
+        [(near, "pending".to_string())]
+    );
+    // The only volunteer says no; the request comes back to the operators.
+    let sql = "UPDATE offers SET status = 'declined', answered_at = 1 WHERE request_id = $1";
+    on_db!(&app.state.db, |c| sqlx::query(sql)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    let sql = "UPDATE requests SET status = 'escalated', escalation_reason = 'no_volunteer' WHERE id = $1";
+    on_db!(&app.state.db, |c| sqlx::query(sql)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .unwrap();
+
+    // Circumstances changed; the operator offers again and Near is asked again.
+    assert_eq!(reoffer().await.status(), StatusCode::OK);
+    assert_eq!(
+        wait_for_offers(&app, id, 2).await,
+        [
+            (near, "declined".to_string()),
+            (near, "pending".to_string())
+        ]
+    );
+    let detail = json_of(app.get(&format!("/api/requests/{id}")).await).await;
+    assert_eq!(detail["offers"].as_array().unwrap().len(), 2);
+    // A volunteer never holds two pending offers for one request, and one
+    // request has one accepted offer at most.
+    for (status, sql) in [
+        (
+            "pending",
+            "UPDATE offers SET status = 'pending' WHERE request_id = $1",
+        ),
+        (
+            "accepted",
+            "UPDATE offers SET status = 'accepted' WHERE request_id = $1",
+        ),
+    ] {
+        let r = on_db!(&app.state.db, |c| sqlx::query(sql)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|_| ()));
+        assert!(r.is_err(), "two {status} offers were allowed");
+    }
+}
+
 async fn only_an_administrator_edits_volunteers(backend: Backend) {
     let app = logged_in(backend).await;
     let li = volunteer(&app, "Li Wei", "+8613700000001", "repair", 0).await;
@@ -1202,6 +1293,7 @@ on_both_backends!(
     state_changing_calls_take_json_only,
     notes_grades_and_closing_are_events_naming_the_operator,
     reoffering_starts_a_new_cascade_and_candidates_are_nearest_first,
+    offering_again_asks_a_volunteer_who_declined_before,
     only_an_administrator_edits_volunteers,
     the_openapi_description_lists_the_actions,
     the_event_stream_delivers_new_events_and_resumes_after_last_event_id,

@@ -129,10 +129,11 @@ pub async fn assign(
         )));
     }
     let now = now_ms();
-    // The volunteer may hold an offer for this request already (any answer);
-    // the database allows one offer per volunteer per request.
+    // The volunteer may hold offers for this request already (any answer, one
+    // per round): the pending one, else the newest, becomes the accepted one.
     let existing: Option<(i64, String)> = crate::on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT id, code FROM offers WHERE request_id = $1 AND volunteer_id = $2"
+        "SELECT id, code FROM offers WHERE request_id = $1 AND volunteer_id = $2 \
+         ORDER BY CASE WHEN status = 'pending' THEN 0 ELSE 1 END, id DESC LIMIT 1"
     )
     .bind(request_id)
     .bind(volunteer_id)
@@ -288,8 +289,10 @@ pub async fn cancel(
     Ok(())
 }
 
-/// Offers an escalated request again: a new cascade from the first wave
-/// (volunteers offered before are not asked twice).
+/// Offers an escalated request again: a new round of offers from the first
+/// wave. Volunteers who declined or let an earlier offer expire may be asked
+/// again (the operator presses it because circumstances changed); one still
+/// holding a pending offer is not asked twice.
 pub async fn reoffer(
     deps: &JobDeps,
     client: &Client,
@@ -331,7 +334,7 @@ pub async fn reoffer(
     }
     crate::on_tx!(&mut tx, |c| {
         sqlx::query(
-        "UPDATE requests SET status = 'offering', escalation_reason = NULL, wave = 0, updated_at = $2 WHERE id = $1"
+        "UPDATE requests SET status = 'offering', escalation_reason = NULL, wave = 0, offer_round = offer_round + 1, updated_at = $2 WHERE id = $1"
     )
     .bind(request_id)
     .bind(now_ms())
