@@ -928,6 +928,97 @@ async fn reoffering_starts_a_new_cascade_and_candidates_are_nearest_first(backen
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 
+/// Polls until the request has `want` offers; returns (volunteer, status) oldest first.
+async fn wait_for_offers(app: &TestApp, id: i64, want: usize) -> Vec<(i64, String)> {
+    for _ in 0..400 {
+        let offers = on_db!(&app.state.db, |c| sqlx::query_as::<_, (i64, String)>(
+            "SELECT volunteer_id, status FROM offers WHERE request_id = $1 ORDER BY id"
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await)
+        .unwrap();
+        if offers.len() >= want {
+            return offers;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("request {id} never had {want} offers");
+}
+
+async fn offering_again_asks_a_volunteer_who_declined_before(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("HOTLINE580__DISPATCH__QUIET_HOURS", "off")]).await;
+    hotline580::auth::create_operator(&app.state.db, "alice", PASSWORD, Role::Operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        login(&app, "alice", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    let home = on_db!(&app.state.db, |c| sqlx::query_scalar::<_, i64>(
+        "INSERT INTO residents (name, phone, address, lat, lon, created_at, updated_at) \
+         VALUES ('Wang', '+8613900000001', 'x', 29.5600, 106.5700, 0, 0) RETURNING id"
+    )
+    .fetch_one(c)
+    .await)
+    .unwrap();
+    let near = volunteer_at(&app, "Near", "+8613700000002", 29.5610, 106.5700, "repair").await;
+    let id = request(&app, "escalated", Some(home), None, T0).await;
+    let path = format!("/api/requests/{id}/reoffer");
+    let reoffer = || post_json(&app, &path, json!({}));
+    assert_eq!(reoffer().await.status(), StatusCode::OK);
+    assert_eq!(
+        wait_for_offers(&app, id, 1).await,
+        [(near, "pending".to_string())]
+    );
+    // The only volunteer says no; the request comes back to the operators.
+    let sql = "UPDATE offers SET status = 'declined', answered_at = 1 WHERE request_id = $1";
+    on_db!(&app.state.db, |c| sqlx::query(sql)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    let sql = "UPDATE requests SET status = 'escalated', escalation_reason = 'no_volunteer' WHERE id = $1";
+    on_db!(&app.state.db, |c| sqlx::query(sql)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|_| ()))
+    .unwrap();
+
+    // Circumstances changed; the operator offers again and Near is asked again.
+    assert_eq!(reoffer().await.status(), StatusCode::OK);
+    assert_eq!(
+        wait_for_offers(&app, id, 2).await,
+        [
+            (near, "declined".to_string()),
+            (near, "pending".to_string())
+        ]
+    );
+    let detail = json_of(app.get(&format!("/api/requests/{id}")).await).await;
+    assert_eq!(detail["offers"].as_array().unwrap().len(), 2);
+    // A volunteer never holds two pending offers for one request, and one
+    // request has one accepted offer at most.
+    for (status, sql) in [
+        (
+            "pending",
+            "UPDATE offers SET status = 'pending' WHERE request_id = $1",
+        ),
+        (
+            "accepted",
+            "UPDATE offers SET status = 'accepted' WHERE request_id = $1",
+        ),
+    ] {
+        let r = on_db!(&app.state.db, |c| sqlx::query(sql)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|_| ()));
+        assert!(r.is_err(), "two {status} offers were allowed");
+    }
+}
+
 async fn only_an_administrator_edits_volunteers(backend: Backend) {
     let app = logged_in(backend).await;
     let li = volunteer(&app, "Li Wei", "+8613700000001", "repair", 0).await;
@@ -1011,15 +1102,38 @@ async fn the_openapi_description_lists_the_actions(backend: Backend) {
     let app = logged_in(backend).await;
     let doc = json_of(app.get("/api/openapi.json").await).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/requests",
-        "/api/requests/{id}/assign",
-        "/api/requests/{id}/cancel",
-        "/api/volunteers/{id}",
-        "/api/events",
+    // Every route of CONTRACT.md's JSON API, with its method.
+    for (method, path) in [
+        ("post", "/api/login"),
+        ("post", "/api/logout"),
+        ("get", "/api/requests"),
+        ("get", "/api/requests/{id}"),
+        ("patch", "/api/requests/{id}"),
+        ("post", "/api/requests/{id}/assign"),
+        ("post", "/api/requests/{id}/cancel"),
+        ("post", "/api/requests/{id}/done"),
+        ("post", "/api/requests/{id}/reoffer"),
+        ("post", "/api/requests/{id}/notes"),
+        ("post", "/api/requests/{id}/close"),
+        ("get", "/api/volunteers"),
+        ("patch", "/api/volunteers/{id}"),
+        ("get", "/api/stats"),
+        ("get", "/api/openapi.json"),
+        ("get", "/api/events"),
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
+    let stats_params: Vec<&str> = doc["paths"]["/api/stats"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stats_params, ["from", "to"]);
+    assert!(doc["components"]["schemas"]["Stats"]["properties"]["by_grade"].is_object());
     assert!(doc["components"]["schemas"]["AssignBody"]["properties"]["volunteer_id"].is_object());
     let anonymous = reqwest::get(app.url("/api/openapi.json")).await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
@@ -1099,6 +1213,39 @@ async fn the_event_stream_delivers_new_events_and_resumes_after_last_event_id(ba
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn the_event_stream_ends_when_its_session_logs_out(backend: Backend) {
+    use futures::StreamExt;
+    let app = logged_in(backend).await;
+    let r = app.get("/api/events").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = r.bytes_stream();
+    // Another request with the same cookie logs out.
+    let out = app
+        .client
+        .post(app.url("/api/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    // The stream ends (keep-alive comments may come first).
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("the stream ends within 20 s of the logout");
+        match chunk {
+            None | Some(Err(_)) => break,
+            Some(Ok(bytes)) => assert!(
+                !String::from_utf8_lossy(&bytes).contains("data:"),
+                "no event after the logout"
+            ),
+        }
+    }
+    assert_eq!(
+        app.get("/api/events").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 async fn events_written_by_another_instance_reach_this_ones_stream(backend: Backend) {
     let app = logged_in(backend).await;
     let id = request(&app, "escalated", None, None, T0).await;
@@ -1131,6 +1278,7 @@ on_both_backends!(
     a_login_sets_an_http_only_strict_session_cookie,
     logging_out_ends_the_session,
     a_stolen_cookie_is_worthless_after_logout,
+    the_event_stream_ends_when_its_session_logs_out,
     a_form_encoded_login_is_refused_with_415,
     too_many_failed_logins_are_refused_with_429,
     requests_are_listed_newest_first_in_the_contracts_shape,
@@ -1145,6 +1293,7 @@ on_both_backends!(
     state_changing_calls_take_json_only,
     notes_grades_and_closing_are_events_naming_the_operator,
     reoffering_starts_a_new_cascade_and_candidates_are_nearest_first,
+    offering_again_asks_a_volunteer_who_declined_before,
     only_an_administrator_edits_volunteers,
     the_openapi_description_lists_the_actions,
     the_event_stream_delivers_new_events_and_resumes_after_last_event_id,

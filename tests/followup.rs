@@ -267,6 +267,55 @@ async fn a_rating_is_taken_from_a_resident_over_the_intake_limit(backend: Backen
 }
 
 /// A request assigned to NEAR, written as dispatch would leave it.
+async fn the_texts_about_a_request_are_linked_to_it_and_shown_on_its_page(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(backend, &twilio, &[]).await;
+    seed(&app).await;
+    // The resident's intake SMS and the volunteer's `YES code`.
+    let (id, _) = accepted_job(&app, &twilio, 1, "厨房漏水").await;
+    // A bare DONE, then the resident's rating.
+    sms(&app, "SMD1", NEAR, "完成").await;
+    wait_for_sms(&twilio, RESIDENT, "1到5").await;
+    sms(&app, "SMR1b", RESIDENT, "4").await;
+    // A text that concerns no request stays unlinked.
+    sms(&app, "SMP1", NEAR, "积分").await;
+    let linked = |sid: &str| {
+        format!("SELECT COUNT(*) FROM messages WHERE message_sid = '{sid}' AND request_id = {id}")
+    };
+    for sid in ["SMR1", "SMA1", "SMD1", "SMR1b"] {
+        assert_eq!(scalar_i64(&app, &linked(sid)).await, 1, "{sid}");
+    }
+    assert_eq!(
+        scalar_i64(
+            &app,
+            "SELECT COUNT(*) FROM messages WHERE message_sid = 'SMP1' AND request_id IS NULL"
+        )
+        .await,
+        1
+    );
+    login(&app).await;
+    let page = app
+        .client
+        .get(app.url(&format!("/console/requests/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        format!("received {RESIDENT}"),
+        format!("received {NEAR}"),
+        "完成".to_string(),
+    ] {
+        assert!(page.contains(&line), "{line} missing from the page");
+    }
+    assert!(
+        !page.contains("积分</td>"),
+        "an unrelated text is not shown"
+    );
+}
+
 async fn seeded_assignment(app: &TestApp, resident_phone: &str) -> i64 {
     let vid = volunteer_id(app).await;
     exec(app, &format!(
@@ -653,6 +702,46 @@ async fn a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accept
     let reply = sms(&app, "SMA20", NEAR, "YES 77").await;
     assert!(reply.contains("解放碑1号"), "{reply}");
     assert_eq!(req(&app, id).await.status, "assigned");
+}
+
+async fn a_request_regraded_red_runs_the_red_acceptance_clock(backend: Backend) {
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN).await;
+    let app = spawn(
+        backend,
+        &twilio,
+        &[("HOTLINE580__SLA__RED_ACCEPT_SECS", "1")],
+    )
+    .await;
+    seed(&app).await;
+    // Errands by SMS: graded blue, offered, its clock eight hours away.
+    sms(&app, "SMG1", RESIDENT, "帮我买点菜").await;
+    let id = scalar_i64(&app, "SELECT MAX(id) FROM requests").await;
+    let grade_status = || async {
+        let sql = format!("SELECT grade || ' ' || status FROM requests WHERE id = {id}");
+        on_db!(&app.state.db, |c| sqlx::query_scalar::<_, String>(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .fetch_one(c)
+        .await)
+        .unwrap()
+    };
+    assert_eq!(grade_status().await, "blue offering");
+    login(&app).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/api/requests/{id}")))
+        .json(&json!({ "grade": "red" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The red clock (one second from intake) falls due and escalates it.
+    wait_for_breach(&app, id, "accept").await;
+    assert_eq!(grade_status().await, "red escalated");
+    assert_eq!(
+        req(&app, id).await.escalation_reason.as_deref(),
+        Some("sla")
+    );
 }
 
 async fn a_job_not_done_in_time_is_escalated_and_can_still_be_finished(backend: Backend) {
@@ -1158,12 +1247,14 @@ async fn the_figures_of_a_seeded_month_match_the_hand_count(backend: Backend) {
 on_both_backends!(
     a_rating_is_taken_from_a_resident_over_the_intake_limit,
     done_by_sms_then_a_rating_by_sms_closes_the_request,
+    the_texts_about_a_request_are_linked_to_it_and_shown_on_its_page,
     an_operator_marks_done_and_a_landline_resident_rates_by_a_survey_call,
     a_low_rating_opens_a_revisit,
     a_complaint_in_words_opens_a_revisit_with_the_words,
     no_answer_closes_the_request_unrated,
     points_accumulate_in_the_ledger_and_points_answers_balance_and_rank,
     a_red_request_not_accepted_in_time_is_escalated_and_can_still_be_accepted,
+    a_request_regraded_red_runs_the_red_acceptance_clock,
     a_job_not_done_in_time_is_escalated_and_can_still_be_finished,
     a_request_still_open_after_the_second_delay_is_reported_to_the_second_level,
     the_figures_of_a_seeded_month_match_the_hand_count,

@@ -44,7 +44,7 @@ pub struct NewOffer<'a> {
     pub expires_at: i64,
 }
 
-/// Inserts an offer row and gives it its code: the offer's id shifted past the
+/// Inserts an offer row, in the request's current round, and gives it its code: the offer's id shifted past the
 /// one-digit answers ("1" = yes). Returns the id and the code.
 pub async fn insert_offer(tx: &mut Tx, o: NewOffer<'_>) -> sqlx::Result<(i64, OfferCode)> {
     let NewOffer {
@@ -59,8 +59,8 @@ pub async fn insert_offer(tx: &mut Tx, o: NewOffer<'_>) -> sqlx::Result<(i64, Of
     let answered_at = (status != "pending").then_some(sent_at);
     let offer_id: i64 = crate::on_tx!(tx, |c| {
         sqlx::query_scalar(
-            "INSERT INTO offers (request_id, volunteer_id, wave, code, status, distance_m, sent_at, expires_at, answered_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO offers (request_id, volunteer_id, wave, code, status, distance_m, sent_at, expires_at, answered_at, offer_round) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT offer_round FROM requests WHERE id = $1)) RETURNING id",
         )
         .bind(request_id)
         .bind(volunteer_id)

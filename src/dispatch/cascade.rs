@@ -75,6 +75,8 @@ pub struct VolunteerRow {
 }
 
 /// Volunteers inside the wave's bounding box (served by the position index).
+/// `already_offered`: asked in this round, or holding a pending offer from an
+/// earlier one (an offer an escalation left open).
 async fn candidates_near(
     tx: &mut Tx,
     request_id: i64,
@@ -86,7 +88,8 @@ async fn candidates_near(
             "SELECT v.id, v.lat, v.lon, v.skills, v.languages, v.available, v.opted_out, v.max_active, \
              v.quiet_hours, v.last_offered_at, v.phone, \
              (SELECT COUNT(*) FROM requests q WHERE q.volunteer_id = v.id AND q.status = 'assigned') AS active_jobs, \
-             (SELECT COUNT(*) FROM offers o WHERE o.volunteer_id = v.id AND o.request_id = $5) AS already_offered \
+             (SELECT COUNT(*) FROM offers o WHERE o.volunteer_id = v.id AND o.request_id = $5 \
+               AND (o.status = 'pending' OR o.offer_round = (SELECT r.offer_round FROM requests r WHERE r.id = $5))) AS already_offered \
              FROM volunteers v \
              WHERE v.lat BETWEEN $1 AND $2 AND v.lon BETWEEN $3 AND $4 AND v.available AND NOT v.opted_out",
         )

@@ -37,7 +37,8 @@ pub struct Candidate {
     pub quiet_hours: Option<ClockRange>,
     /// When this volunteer last received any offer, in Unix milliseconds.
     pub last_offered_at: Option<i64>,
-    /// Already offered this very request (in any earlier wave).
+    /// Already offered this request in this round (an operator's "offer again"
+    /// starts a new one), or holding a pending offer for it.
     pub already_offered: bool,
 }
 

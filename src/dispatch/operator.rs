@@ -129,10 +129,11 @@ pub async fn assign(
         )));
     }
     let now = now_ms();
-    // The volunteer may hold an offer for this request already (any answer);
-    // the database allows one offer per volunteer per request.
+    // The volunteer may hold offers for this request already (any answer, one
+    // per round): the pending one, else the newest, becomes the accepted one.
     let existing: Option<(i64, String)> = crate::on_tx!(&mut tx, |c| sqlx::query_as(
-        "SELECT id, code FROM offers WHERE request_id = $1 AND volunteer_id = $2"
+        "SELECT id, code FROM offers WHERE request_id = $1 AND volunteer_id = $2 \
+         ORDER BY CASE WHEN status = 'pending' THEN 0 ELSE 1 END, id DESC LIMIT 1"
     )
     .bind(request_id)
     .bind(volunteer_id)
@@ -288,8 +289,10 @@ pub async fn cancel(
     Ok(())
 }
 
-/// Offers an escalated request again: a new cascade from the first wave
-/// (volunteers offered before are not asked twice).
+/// Offers an escalated request again: a new round of offers from the first
+/// wave. Volunteers who declined or let an earlier offer expire may be asked
+/// again (the operator presses it because circumstances changed); one still
+/// holding a pending offer is not asked twice.
 pub async fn reoffer(
     deps: &JobDeps,
     client: &Client,
@@ -331,7 +334,7 @@ pub async fn reoffer(
     }
     crate::on_tx!(&mut tx, |c| {
         sqlx::query(
-        "UPDATE requests SET status = 'offering', escalation_reason = NULL, wave = 0, updated_at = $2 WHERE id = $1"
+        "UPDATE requests SET status = 'offering', escalation_reason = NULL, wave = 0, offer_round = offer_round + 1, updated_at = $2 WHERE id = $1"
     )
     .bind(request_id)
     .bind(now_ms())
@@ -445,9 +448,12 @@ pub struct RequestPatch {
     pub category: Option<Category>,
 }
 
-/// Changes a request's grade or category. A request turned red raises an alert.
+/// Changes a request's grade or category. A request turned red raises an alert;
+/// a new grade of a request waiting for acceptance reschedules its acceptance
+/// clock (a red request must be accepted sooner than a blue one).
 pub async fn update_request(
     deps: &JobDeps,
+    client: &Client,
     request_id: i64,
     patch: &RequestPatch,
     actor: &str,
@@ -511,6 +517,11 @@ pub async fn update_request(
         Value::Object(data),
     )
     .await?;
+    // Only an `offering` request runs an acceptance clock; one escalated
+    // before it was offered is with the operators already.
+    if grade != old_grade && status == "offering" {
+        crate::followup::clocks::regrade(client, &mut tx, &deps.config, request_id).await?;
+    }
     if grade.as_deref() == Some("red") && old_grade.as_deref() != Some("red") {
         event(
             &mut tx,

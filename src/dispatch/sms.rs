@@ -81,6 +81,14 @@ fn code_of(o: &OfferRow) -> OfferCode {
     OfferCode::parse(&o.code).unwrap_or_else(|_| OfferCode::from_number(0))
 }
 
+/// What one inbound SMS came to: the reply, and the request it concerns (the
+/// message is linked to it, so the request's page shows it).
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub reply: Option<String>,
+    pub request_id: Option<i64>,
+}
+
 /// Handles one inbound SMS inside `tx` (which also holds the `MessageSid` claim).
 /// `intake_allowed` is asked once before a resident's text opens a request
 /// (the per-number limit); when it says no, nothing but a polite reply follows.
@@ -91,24 +99,29 @@ pub async fn handle(
     from: &PhoneNumber,
     body: &str,
     intake_allowed: &(dyn Fn() -> bool + Sync),
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Handled> {
     let Some(v) = find_volunteer(tx, from).await? else {
         return resident_text(deps, client, tx, from, body, intake_allowed).await;
     };
     let lang = v.lang();
+    let mut about = None;
     let reply = match commands::parse(body) {
         Command::Accept { code } => match pick(tx, &v, code.as_ref(), lang).await? {
-            Ok(offer) => accept(deps, client, tx, &v, &offer).await?,
+            Ok(offer) => {
+                about = Some(offer.request_id);
+                accept(deps, client, tx, &v, &offer).await?
+            }
             Err(reply) => reply,
         },
         Command::Decline { code } => match pick(tx, &v, code.as_ref(), lang).await? {
             Ok(offer) => {
+                about = Some(offer.request_id);
                 answer(client, tx, &v, &offer, "declined").await?;
                 messages::declined(lang, &code_of(&offer))
             }
             Err(reply) => reply,
         },
-        Command::Done { code } => done(deps, client, tx, &v, code.as_ref()).await?,
+        Command::Done { code } => done(deps, client, tx, &v, code.as_ref(), &mut about).await?,
         Command::Off => {
             set_flag(
                 tx,
@@ -144,7 +157,7 @@ pub async fn handle(
                 answer(client, tx, &v, &offer, "declined").await?;
             }
             // Twilio itself confirms an opt-out to the sender; a reply of ours would not arrive.
-            return Ok(None);
+            return Ok(Handled::default());
         }
         Command::Start => {
             set_flag(
@@ -160,7 +173,10 @@ pub async fn handle(
         Command::Help => messages::help(lang),
         Command::Unknown(_) => messages::unknown_command(lang),
     };
-    Ok(Some(reply))
+    Ok(Handled {
+        reply: Some(reply),
+        request_id: about,
+    })
 }
 
 /// The offer a bare word or a code refers to, or the reply explaining why there is none.
@@ -338,6 +354,7 @@ async fn done(
     tx: &mut Tx,
     v: &Volunteer,
     code: Option<&OfferCode>,
+    about: &mut Option<i64>,
 ) -> anyhow::Result<String> {
     let lang = v.lang();
     // A job a clock escalated stays the volunteer's until it is done.
@@ -368,6 +385,7 @@ async fn done(
             code.expect("a code was given"),
         ));
     };
+    *about = Some(request_id);
     let actor = format!("volunteer:{}", v.id);
     match crate::followup::complete(client, tx, deps, request_id, &actor).await? {
         Some(f) => Ok(messages::done(lang, &f.code, f.earned, f.balance)),
@@ -383,13 +401,16 @@ async fn resident_text(
     from: &PhoneNumber,
     body: &str,
     intake_allowed: &(dyn Fn() -> bool + Sync),
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Handled> {
     // While a rating question is open, the reply is its answer, not a new
     // request, and the intake limit does not apply to it.
-    if let Some(reply) =
+    if let Some((request_id, reply)) =
         crate::followup::rating::resident_reply(client, tx, deps, from, body).await?
     {
-        return Ok(Some(reply));
+        return Ok(Handled {
+            reply: Some(reply),
+            request_id: Some(request_id),
+        });
     }
     if !intake_allowed() {
         let lang: Option<String> = crate::on_tx!(tx, |c| sqlx::query_scalar(
@@ -399,10 +420,13 @@ async fn resident_text(
         .fetch_optional(c)
         .await)?;
         let lang = lang.and_then(|l| l.parse().ok()).unwrap_or(Language::Zh);
-        return Ok(Some(messages::intake_slow_down(
-            lang,
-            &deps.config.settings.emergency.number,
-        )));
+        return Ok(Handled {
+            reply: Some(messages::intake_slow_down(
+                lang,
+                &deps.config.settings.emergency.number,
+            )),
+            request_id: None,
+        });
     }
     let resident: Option<(i64, String, Option<f64>, Option<f64>)> =
         crate::on_tx!(tx, |c| sqlx::query_as(
@@ -465,7 +489,10 @@ async fn resident_text(
     crate::followup::clocks::start(client, tx, &deps.config, request_id).await?;
     if status == "offering" {
         cascade::start(client, tx, request_id).await?;
-        return Ok(None);
+        return Ok(Handled {
+            reply: None,
+            request_id: Some(request_id),
+        });
     }
     let req = load_request(tx, request_id)
         .await?
@@ -480,11 +507,15 @@ async fn resident_text(
         "system",
     )
     .await?;
-    Ok(match reason {
+    let reply = match reason {
         Some(EscalationReason::UnknownSender) => Some(messages::unknown_sender(
             lang,
             &deps.config.settings.emergency.number,
         )),
         _ => None,
+    };
+    Ok(Handled {
+        reply,
+        request_id: Some(request_id),
     })
 }

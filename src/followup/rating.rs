@@ -283,20 +283,23 @@ pub async fn resident_reply(
     deps: &JobDeps,
     from: &PhoneNumber,
     body: &str,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<(i64, String)>> {
     let Some((request_id, lang)) = open_question(tx, from).await? else {
         return Ok(None);
     };
-    Ok(Some(match crate::dispatch::commands::parse_rating(body) {
-        Some(r) => {
-            rate(client, tx, deps, request_id, r, "resident").await?;
-            messages::rating_thanks(lang, r)
-        }
-        None => {
-            complaint(client, tx, deps, request_id, body.trim()).await?;
-            messages::complaint_received(lang)
-        }
-    }))
+    Ok(Some((
+        request_id,
+        match crate::dispatch::commands::parse_rating(body) {
+            Some(r) => {
+                rate(client, tx, deps, request_id, r, "resident").await?;
+                messages::rating_thanks(lang, r)
+            }
+            None => {
+                complaint(client, tx, deps, request_id, body.trim()).await?;
+                messages::complaint_received(lang)
+            }
+        },
+    )))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct StatRow {
 
 /// The figures of one group of requests. Times are seconds; shares are 0 to 1
 /// (`None` when there is nothing to divide by).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Figures {
     pub received: u64,
     /// Reached `done` (a volunteer or an operator finished it).
@@ -45,7 +45,7 @@ pub struct Figures {
 }
 
 /// A group's name (`repair`, `red`, a grid; `null` for requests with no grid) and figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub key: Option<String>,
     #[serde(flatten)]
@@ -53,17 +53,20 @@ pub struct Group {
 }
 
 /// One local day's figures (the requests received that day).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Day {
+    #[schema(value_type = String, format = Date)]
     pub date: Date,
     #[serde(flatten)]
     pub figures: Figures,
 }
 
 /// The figures of a period: all requests, and per category, grade, grid and day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
+    #[schema(value_type = String, format = Date)]
     pub from: Date,
+    #[schema(value_type = String, format = Date)]
     pub to: Date,
     pub timezone: String,
     pub total: Figures,

@@ -277,7 +277,7 @@ pub async fn patch_request(
             "repair, errands, escort, companion, other, emergency",
         )?,
     };
-    operator::update_request(&state.job_deps(), id, &patch, &op.actor()).await?;
+    operator::update_request(&state.job_deps(), &state.jobs, id, &patch, &op.actor()).await?;
     answer(&state, id).await
 }
 

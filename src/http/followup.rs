@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
 
 /// The survey call's webhooks (merged beside the other `/twilio/*` routes).
 pub fn twilio_routes() -> Router<AppState> {
@@ -26,14 +25,27 @@ pub fn twilio_routes() -> Router<AppState> {
         .route(SURVEY_ANSWER_PATH, post(survey_answer))
 }
 
+/// What `POST /api/requests/{id}/done` answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DoneJson {
+    pub id: i64,
+    /// Always `done`.
+    pub status: String,
+    pub volunteer_id: i64,
+    pub points_earned: i64,
+}
+
 /// `POST /api/requests/{id}/done`: an operator marks an assigned job done.
 /// The volunteer earns the points and is thanked by SMS; the resident is asked.
+#[utoipa::path(post, path = "/api/requests/{id}/done",
+    params(("id" = i64, Path, description = "request id")),
+    responses((status = 200, body = DoneJson), (status = 409, description = "the request is not an accepted, unfinished job")))]
 pub async fn done(
     op: CurrentOperator,
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DoneJson>> {
     json_only(&headers)?;
     let Path(id) = id.map_err(|_| AppError::bad_request("a request id is a whole number"))?;
     let deps = state.job_deps();
@@ -57,12 +69,12 @@ pub async fn done(
     };
     crate::followup::thank_by_sms(&state.jobs, &mut tx, &deps, &f).await?;
     tx.commit().await?;
-    Ok(Json(json!({
-        "id": id,
-        "status": "done",
-        "volunteer_id": f.volunteer_id,
-        "points_earned": f.earned,
-    })))
+    Ok(Json(DoneJson {
+        id,
+        status: "done".into(),
+        volunteer_id: f.volunteer_id,
+        points_earned: f.earned,
+    }))
 }
 
 /// A state-changing call must say it is JSON (a body is optional here), so no
@@ -207,6 +219,9 @@ pub struct StatsParams {
 
 /// `GET /api/stats?from=YYYY-MM-DD&to=YYYY-MM-DD`: the figures of the
 /// requests received on those local days (both included).
+#[utoipa::path(get, path = "/api/stats",
+    params(("from" = String, Query, description = "first local day, e.g. 2026-11-01"), ("to" = String, Query, description = "last local day, included")),
+    responses((status = 200, body = Stats), (status = 400, description = "a missing or malformed date")))]
 pub async fn stats(
     _op: CurrentOperator,
     State(state): State<AppState>,

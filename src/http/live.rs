@@ -7,8 +7,8 @@
 //! while someone is listening. Each client reads the rows after its last id,
 //! so `Last-Event-ID` resumes a dropped connection without a gap.
 
-use super::AppResult;
 use super::session::CurrentOperator;
+use super::{AppError, AppResult};
 use crate::app::AppState;
 use crate::store::{Db, DbResult, ms_to_rfc3339};
 use axum::Router;
@@ -24,12 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tower_sessions::Session;
 
 /// How often SQLite is asked for new events.
 const POLL: Duration = Duration::from_millis(250);
 /// On PostgreSQL, a poll this often as well, in case a notification was missed
 /// while the listener reconnected.
 const PG_FALLBACK_POLL: Duration = Duration::from_secs(5);
+/// How often a stream checks that the session behind it still exists: a
+/// logout (or an expired login) ends the stream within this time.
+const SESSION_CHECK: Duration = Duration::from_secs(3);
 /// Rows read per query by one client.
 const BATCH: i64 = 200;
 
@@ -182,6 +186,9 @@ struct Client {
     rx: watch::Receiver<i64>,
     queue: VecDeque<LiveRow>,
     stop: CancellationToken,
+    /// The session the stream was opened with, checked every `SESSION_CHECK`.
+    session_id: String,
+    check: tokio::time::Interval,
 }
 
 fn to_event(r: &LiveRow) -> Event {
@@ -211,6 +218,12 @@ async fn next(mut c: Client) -> Option<(Result<Event, Infallible>, Client)> {
         tokio::select! {
             r = c.rx.changed() => if r.is_err() { return None },
             _ = c.stop.cancelled() => return None,
+            _ = c.check.tick() => match super::session::is_live(&c.db, &c.session_id).await {
+                Ok(true) => {}
+                // Logged out: the stream ends; a reconnect gets 401.
+                Ok(false) => return None,
+                Err(_) => return None,
+            },
         }
     }
 }
@@ -223,9 +236,19 @@ async fn next(mut c: Client) -> Option<(Result<Event, Infallible>, Client)> {
     responses((status = 200, content_type = "text/event-stream", description = "a live stream of events")))]
 pub async fn events(
     _op: CurrentOperator,
+    session: Session,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // A logged-in request always carries its session's id.
+    let session_id = session
+        .id()
+        .ok_or_else(|| AppError::unauthorized("log in first"))?
+        .to_string();
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once; the session was just read.
+    check.reset();
     // Subscribe before reading, so an event committed in between still wakes us.
     let rx = state.live.subscribe();
     let last = match headers
@@ -242,6 +265,8 @@ pub async fn events(
         rx,
         queue: VecDeque::new(),
         stop: state.shutdown.clone(),
+        session_id,
+        check,
     };
     Ok(Sse::new(futures::stream::unfold(client, next)).keep_alive(KeepAlive::default()))
 }

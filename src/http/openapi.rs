@@ -3,7 +3,7 @@
 //! from what the handlers take and answer.
 
 use super::session::CurrentOperator;
-use super::{actions, api};
+use super::{actions, api, followup};
 use crate::app::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -26,10 +26,13 @@ use utoipa::OpenApi;
         actions::reoffer,
         actions::add_note,
         actions::close,
+        followup::done,
         actions::patch_request,
         actions::candidates,
         actions::patch_volunteer,
+        followup::stats,
         super::live::events,
+        openapi,
     )
 )]
 pub struct ApiDoc;
@@ -38,6 +41,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(openapi))
 }
 
+/// This description itself.
+#[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, description = "an OpenAPI 3 document")))]
 async fn openapi(_op: CurrentOperator) -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

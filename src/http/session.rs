@@ -195,6 +195,19 @@ pub async fn log_in(session: &Session, operator_id: i64) -> AppResult<()> {
     Ok(())
 }
 
+/// Whether the session `id` still exists (not logged out, not expired); a
+/// long-lived response such as the event stream asks this now and then.
+pub async fn is_live(db: &Db, id: &str) -> DbResult<bool> {
+    let n: i64 = crate::on_db!(db, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions WHERE id = $1 AND expires_at > $2"
+    )
+    .bind(id)
+    .bind(crate::store::now_ms())
+    .fetch_one(c)
+    .await)?;
+    Ok(n > 0)
+}
+
 /// Ends the session: its row is deleted and the cookie removed.
 pub async fn log_out(session: &Session) -> AppResult<()> {
     session.flush().await.map_err(session_error)

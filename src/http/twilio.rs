@@ -610,7 +610,7 @@ async fn sms_inner(state: &AppState, form: &TwilioForm) -> anyhow::Result<Respon
         return Ok(empty_response()); // a retried MessageSid: no second effect, no second reply
     }
     let intake_allowed = || state.limits.intake_allowed(&from);
-    let reply = crate::dispatch::sms::handle(
+    let handled = crate::dispatch::sms::handle(
         &state.job_deps(),
         &state.jobs,
         &mut tx,
@@ -619,8 +619,18 @@ async fn sms_inner(state: &AppState, form: &TwilioForm) -> anyhow::Result<Respon
         &intake_allowed,
     )
     .await?;
+    if let Some(request_id) = handled.request_id {
+        crate::on_tx!(&mut tx, |c| sqlx::query(
+            "UPDATE messages SET request_id = $2 WHERE message_sid = $1"
+        )
+        .bind(sid)
+        .bind(request_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
     tx.commit().await?;
-    Ok(match reply {
+    Ok(match handled.reply {
         Some(text) => twiml(ivr_message(&text)),
         None => empty_response(),
     })

@@ -170,11 +170,16 @@ pub struct SentRow {
     pub created_at: i64,
 }
 
-/// What was sent about a request, oldest first.
+/// What was sent about a request, and the SMS received about it (kind and
+/// status `received`, the sender in `to_phone`), oldest first.
 pub async fn request_outbox(db: &Db, request_id: i64) -> DbResult<Vec<SentRow>> {
     crate::on_db!(db, |c| {
         sqlx::query_as::<_, SentRow>(
-            "SELECT kind, to_phone, body, status, last_error, created_at FROM outbox WHERE request_id = $1 ORDER BY id",
+            "SELECT kind, to_phone, body, status, last_error, created_at FROM ( \
+               SELECT kind, to_phone, body, status, last_error, created_at, 1 AS side, id AS seq FROM outbox WHERE request_id = $1 \
+               UNION ALL \
+               SELECT 'received', from_phone, body, 'received', NULL, received_at, 0, 0 FROM messages WHERE request_id = $1 \
+             ) m ORDER BY created_at, side, seq",
         )
         .bind(request_id)
         .fetch_all(c)
