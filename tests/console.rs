@@ -46,7 +46,14 @@ async fn post_login(
 }
 
 async fn app_and_browser(backend: Backend) -> (TestApp, reqwest::Client) {
-    let app = TestApp::spawn(backend).await;
+    app_and_browser_with(backend, &[]).await
+}
+
+async fn app_and_browser_with(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> (TestApp, reqwest::Client) {
+    let app = TestApp::spawn_with(backend, extra).await;
     hotline580::auth::create_operator(&app.state.db, "alice", PASSWORD, Role::Operator)
         .await
         .unwrap();
@@ -54,7 +61,11 @@ async fn app_and_browser(backend: Backend) -> (TestApp, reqwest::Client) {
 }
 
 async fn logged_in(backend: Backend) -> (TestApp, reqwest::Client) {
-    let (app, b) = app_and_browser(backend).await;
+    logged_in_with(backend, &[]).await
+}
+
+async fn logged_in_with(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, reqwest::Client) {
+    let (app, b) = app_and_browser_with(backend, extra).await;
     let csrf = csrf_of(&login_page(&app, &b).await);
     let r = post_login(&app, &b, &csrf, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -275,7 +286,70 @@ async fn the_language_follows_the_browser_then_the_operators_choice(backend: Bac
     assert_eq!(r.headers()["location"], "/console");
 }
 
+/// The `img-src` directive's sources.
+fn img_sources(r: &reqwest::Response) -> Vec<String> {
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    let directive = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("img-src "))
+        .unwrap_or_else(|| panic!("no img-src in {csp}"));
+    directive
+        .split_whitespace()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+async fn a_configured_tile_server_reaches_the_map_and_the_csp(backend: Backend) {
+    let (app, b) = logged_in_with(
+        backend,
+        &[
+            (
+                "HOTLINE580__CONSOLE__MAP_TILES",
+                "https://tiles.example/{z}/{x}/{y}.png",
+            ),
+            (
+                "HOTLINE580__CONSOLE__MAP_ATTRIBUTION",
+                "<b>© OpenStreetMap</b>",
+            ),
+        ],
+    )
+    .await;
+    for path in ["/console", "/console/simulator"] {
+        let r = b.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            img_sources(&r),
+            ["'self'", "data:", "https://tiles.example"],
+            "{path}"
+        );
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains(r#"data-map data-tiles="https://tiles.example/{z}/{x}/{y}.png">"#),
+            "{path}: {html}"
+        );
+        assert!(!html.contains("<b>©"), "{path}: the attribution is escaped");
+        assert!(html.contains("&#60;b&#62;© OpenStreetMap"), "{path}");
+    }
+}
+
+async fn without_a_tile_server_the_map_stays_offline(backend: Backend) {
+    let (app, b) = logged_in(backend).await;
+    for path in ["/console", "/console/simulator"] {
+        let r = b.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(img_sources(&r), ["'self'", "data:"], "{path}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-map>"), "{path}");
+        assert!(!html.contains("data-tiles"), "{path}");
+        assert!(!html.contains("map-attribution"), "{path}");
+    }
+}
+
 on_both_backends!(
+    a_configured_tile_server_reaches_the_map_and_the_csp,
+    without_a_tile_server_the_map_stays_offline,
     console_pages_send_a_visitor_without_a_session_to_the_login,
     the_login_form_needs_its_csrf_token_and_the_right_password,
     logging_out_by_form_needs_the_token,

@@ -43,6 +43,7 @@ pub struct Settings {
     pub sla: SlaSettings,
     pub followup: FollowupSettings,
     pub limits: LimitSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +212,29 @@ pub struct LimitSettings {
     pub webhook_per_minute: u32,
     /// Requests one number may open by SMS per hour.
     pub intake_per_hour: u32,
+}
+
+/// The console's map (see `console/templates/board.html` and `map.js`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// An XYZ tile URL template (`https://…/{z}/{x}/{y}.png`); empty: no tiles.
+    pub map_tiles: String,
+    /// Text shown under the map when tiles are drawn (their licence asks for it).
+    pub map_attribution: String,
+}
+
+impl ConsoleSettings {
+    /// The tile server's origin (`https://tiles.example`), for the CSP's `img-src`;
+    /// `None` without tiles. The template was checked at load.
+    pub fn map_tiles_origin(&self) -> Option<String> {
+        if self.map_tiles.is_empty() {
+            return None;
+        }
+        reqwest::Url::parse(&self.map_tiles)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
 }
 
 /// The built-in defaults, the first layer. Kept as TOML so the README can show them.
@@ -429,6 +453,7 @@ impl Config {
             )
         })?;
         tracing_level_ok(&s.log.level)?;
+        tile_template_ok("console.map_tiles", &s.console.map_tiles)?;
         Ok(Config {
             hotline_number,
             operators_phone,
@@ -479,6 +504,45 @@ fn url_ok(key: &str, url: &str) -> Result<(), ConfigError> {
         return Err(invalid(
             key,
             format!("`{url}` must be an http:// or https:// URL"),
+        ));
+    }
+    Ok(())
+}
+
+/// Empty, or an http(s) URL with `{z}`, `{x}` and `{y}` (and no other braces:
+/// the map fills in only those three).
+fn tile_template_ok(key: &str, template: &str) -> Result<(), ConfigError> {
+    if template.is_empty() {
+        return Ok(());
+    }
+    let expected =
+        "expected empty (no tiles) or a URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+    let parsed = reqwest::Url::parse(template)
+        .map_err(|e| invalid(key, format!("`{template}` is not a URL ({e}); {expected}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid(
+            key,
+            format!("`{template}` must be an http:// or https:// URL; {expected}"),
+        ));
+    }
+    for part in ["{z}", "{x}", "{y}"] {
+        if !template.contains(part) {
+            return Err(invalid(
+                key,
+                format!("`{template}` lacks `{part}`; {expected}"),
+            ));
+        }
+    }
+    let rest = template
+        .replace("{z}", "")
+        .replace("{x}", "")
+        .replace("{y}", "");
+    if rest.contains('{') || rest.contains('}') || template.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            key,
+            format!(
+                "`{template}` has a placeholder other than {{z}}, {{x}}, {{y}} or a space; {expected}"
+            ),
         ));
     }
     Ok(())

@@ -143,3 +143,45 @@ fn http_urls_are_accepted() {
     let c = load(&[("HOTLINE580__TWILIO__API_BASE", "http://127.0.0.1:9000")]).unwrap();
     assert_eq!(c.settings.twilio.api_base, "http://127.0.0.1:9000");
 }
+
+#[test]
+fn map_tiles_default_to_none_and_take_an_xyz_template() {
+    let c = load(&[]).unwrap();
+    assert_eq!(c.settings.console.map_tiles, "");
+    assert_eq!(c.settings.console.map_tiles_origin(), None);
+    let c = load(&[(
+        "HOTLINE580__CONSOLE__MAP_TILES",
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.settings.console.map_tiles_origin().as_deref(),
+        Some("https://tile.openstreetmap.org")
+    );
+    let c = load(&[(
+        "HOTLINE580__CONSOLE__MAP_TILES",
+        "http://10.0.0.5:8080/tiles/{z}/{x}/{y}.png",
+    )])
+    .unwrap();
+    assert_eq!(
+        c.settings.console.map_tiles_origin().as_deref(),
+        Some("http://10.0.0.5:8080")
+    );
+}
+
+#[test]
+fn a_bad_map_tiles_template_names_the_key() {
+    for bad in [
+        "tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "ftp://tiles.example/{z}/{x}/{y}.png",
+        "https://tiles.example/{z}/{x}.png",
+        "https://tiles.example/{z}/{y}/{x}/{s}.png",
+        "https://tiles.example/{z}/{x}/{y}.png; script-src *",
+        "javascript:alert(1)//{z}{x}{y}",
+    ] {
+        let e = load(&[("HOTLINE580__CONSOLE__MAP_TILES", bad)]).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(key_of(e), "console.map_tiles", "{bad}");
+        assert!(text.contains("{z}/{x}/{y}"), "{text}");
+    }
+}

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(actions::routes())
                 .merge(live::routes())
                 .merge(openapi::routes())
-                .merge(console::routes())
+                .merge(console::routes(&state.config))
                 .merge(simulator::routes())
                 .layer(axum::Extension(std::sync::Arc::new(
                     api::LoginThrottle::default(),

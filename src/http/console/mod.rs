@@ -31,10 +31,18 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
 /// No inline script or style, nothing from elsewhere but recordings (played
-/// from the provider's https URLs); no framing.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     media-src 'self' https:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+/// from the provider's https URLs) and, when configured, the map's tiles; no framing.
+fn csp(tiles_origin: Option<&str>) -> String {
+    let img = match tiles_origin {
+        Some(origin) => format!("img-src 'self' data: {origin}"),
+        None => "img-src 'self' data:".to_string(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; {img}; \
+         media-src 'self' https:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// The session key holding the CSRF token of the console's forms.
 const CSRF_KEY: &str = "csrf";
@@ -46,7 +54,10 @@ const LOGIN_CSRF_COOKIE: &str = "hotline580_login_csrf";
 const CONSOLE_JS: &str = include_str!("../../../console/assets/console.js");
 const CONSOLE_CSS: &str = include_str!("../../../console/assets/console.css");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(config: &crate::config::Config) -> Router<AppState> {
+    let policy = csp(config.settings.console.map_tiles_origin().as_deref());
+    // The origin was checked at load (a URL's origin has no `;`, quote or space).
+    let policy = HeaderValue::from_str(&policy).expect("a CSP is a valid header value");
     Router::new()
         .route("/console", get(board))
         .route("/console/", get(|| async { Redirect::to("/console") }))
@@ -60,7 +71,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/assets/{file}", get(asset))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
+            policy,
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -428,6 +439,7 @@ pub struct Column {
 #[template(path = "board.html")]
 struct BoardPage {
     f: Frame,
+    map: MapConfig,
     columns: Vec<Column>,
     red_count: usize,
 }
@@ -493,6 +505,7 @@ async fn board(
     }
     Ok(render(&BoardPage {
         f,
+        map: MapConfig::of(&state),
         columns,
         red_count,
     }))
@@ -885,6 +898,23 @@ async fn figures_page(
 #[template(path = "simulator.html")]
 struct SimulatorPage {
     f: Frame,
+    map: MapConfig,
+}
+
+/// The map's tile server (empty: plain background) and the text its licence asks for.
+struct MapConfig {
+    tiles: String,
+    attribution: String,
+}
+
+impl MapConfig {
+    fn of(state: &AppState) -> MapConfig {
+        let c = &state.config.settings.console;
+        MapConfig {
+            tiles: c.map_tiles.clone(),
+            attribution: c.map_attribution.clone(),
+        }
+    }
 }
 
 async fn simulator_page(
@@ -903,12 +933,27 @@ async fn simulator_page(
         "/console/simulator".into(),
     )
     .await?;
-    Ok(render(&SimulatorPage { f }))
+    Ok(render(&SimulatorPage {
+        f,
+        map: MapConfig::of(&state),
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_adds_only_the_tile_origin_to_img_src() {
+        let base = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             media-src 'self' https:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'";
+        assert_eq!(csp(None), base);
+        assert_eq!(
+            csp(Some("https://tiles.example")),
+            base.replace("data:;", "data: https://tiles.example;")
+        );
+    }
 
     #[test]
     fn event_data_reads_as_one_line() {
