@@ -176,7 +176,7 @@ pub async fn enqueue<A: JobArgs + Send>(
 ) -> anyhow::Result<()> {
     match tx {
         Tx::Sqlite(t) => {
-            client.insert(args).opts(opts).tx(t).await?;
+            client.insert(args).opts(opts).tx(t.transaction()).await?;
         }
         Tx::Postgres(t) => {
             client.insert(args).opts(opts).tx(t).await?;

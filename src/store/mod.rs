@@ -28,7 +28,7 @@ pub enum Db {
 
 /// A write transaction on either backend; River's `.tx` accepts the inner one.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -130,7 +130,19 @@ impl Db {
     /// read-then-write cannot fail with `SQLITE_BUSY` under concurrent writers).
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(riverqueue::database::begin_sqlite_write(pool).await?),
+            Db::Sqlite(pool) => {
+                // Wait for our turn here, in order, rather than in SQLite's busy
+                // handler, which sleeps up to 100 ms between tries and made the
+                // slowest webhooks wait hundreds of milliseconds under load.
+                let turn = tokio::time::timeout(WRITE_TURN_WAIT, write_gate(pool).acquire_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+                Tx::Sqlite(SqliteTx {
+                    tx: riverqueue::database::begin_sqlite_write(pool).await?,
+                    _turn: turn,
+                })
+            }
             Db::Postgres(pool) => Tx::Postgres(riverqueue::database::begin_postgres(pool).await?),
         })
     }
@@ -153,17 +165,64 @@ impl Db {
     }
 }
 
+/// As long as SQLite's own busy timeout: a writer that waits longer gets an error.
+const WRITE_TURN_WAIT: Duration = Duration::from_secs(10);
+
+/// One gate per SQLite file in this process: SQLite lets one writer in at a
+/// time, and a queue in the process hands the lock on in arrival order.
+fn write_gate(pool: &SqlitePool) -> std::sync::Arc<tokio::sync::Semaphore> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Semaphore>>>> =
+        OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    let mut gates = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    gates
+        .entry(file)
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+        .clone()
+}
+
+/// A SQLite write transaction holding this process's turn to write.
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl SqliteTx {
+    /// The transaction itself, for River's transactional inserts.
+    pub fn transaction(&mut self) -> &mut Transaction<'static, Sqlite> {
+        &mut self.tx
+    }
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
+}
+
 impl Tx {
     pub async fn commit(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t) => t.tx.commit().await,
             Tx::Postgres(t) => t.commit().await,
         }
     }
 
     pub async fn rollback(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Sqlite(t) => t.tx.rollback().await,
             Tx::Postgres(t) => t.rollback().await,
         }
     }
