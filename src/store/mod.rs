@@ -173,8 +173,7 @@ const WRITE_TURN_WAIT: Duration = Duration::from_secs(10);
 fn write_gate(pool: &SqlitePool) -> std::sync::Arc<tokio::sync::Semaphore> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
-    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Semaphore>>>> =
-        OnceLock::new();
+    static GATES: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Semaphore>>>> = OnceLock::new();
     let file = pool.connect_options().get_filename().to_path_buf();
     let mut gates = GATES
         .get_or_init(Default::default)
