@@ -5,8 +5,7 @@
 mod common;
 mod support;
 
-use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, PUBLIC_URL, TestApp};
-use hotline580::telephony::signature::expected_signature;
+use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, TestApp, post_signed};
 use std::time::Duration;
 use support::fake_twilio::FakeTwilio;
 
@@ -44,28 +43,6 @@ async fn seed(app: &TestApp) {
                VALUES ('远邻', '+8613900000002', 29.5700, 106.5800, 'repair', 'zh', 1, 0, 0)").await;
     exec(app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
                VALUES ('不会修', '+8613900000003', 29.5601, 106.5701, 'errands', 'zh', 1, 0, 0)").await;
-}
-
-/// Posts a webhook signed as Twilio signs it.
-async fn post_signed(
-    app: &TestApp,
-    path_and_query: &str,
-    params: &[(&str, &str)],
-) -> (u16, String) {
-    let owned: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sig = expected_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path_and_query}"), &owned);
-    let r = app
-        .client
-        .post(app.url(path_and_query))
-        .header("X-Twilio-Signature", sig)
-        .form(&owned)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// The `seq` the TwiML's next step posts to.

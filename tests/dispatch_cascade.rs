@@ -6,8 +6,7 @@
 mod common;
 mod support;
 
-use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, PUBLIC_URL, TestApp, TestDb};
-use hotline580::telephony::signature::expected_signature;
+use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, TestApp, TestDb, post_signed};
 use std::time::Duration;
 use support::fake_twilio::FakeTwilio;
 
@@ -66,23 +65,6 @@ async fn volunteer(app: &TestApp, name: &str, phone: &str, north_m: f64, skills:
     .await
     .map(|_| ()))
     .unwrap();
-}
-
-async fn post_signed(app: &TestApp, path: &str, params: &[(&str, &str)]) -> (u16, String) {
-    let owned: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sig = expected_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path}"), &owned);
-    let r = app
-        .client
-        .post(app.url(path))
-        .header("X-Twilio-Signature", sig)
-        .form(&owned)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> String {

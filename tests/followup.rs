@@ -5,9 +5,8 @@
 mod common;
 mod support;
 
-use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, PUBLIC_URL, TestApp};
+use common::{ACCOUNT_SID, AUTH_TOKEN, Backend, PUBLIC_URL, TestApp, post_signed};
 use hotline580::on_db;
-use hotline580::telephony::signature::expected_signature;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::fake_twilio::FakeTwilio;
@@ -60,28 +59,6 @@ async fn seed(app: &TestApp) {
                VALUES ('李奶奶', '+862363111111', '解放碑2号', 29.5602, 106.5702, 'zh', '网格3', 0, 0)").await;
     exec(app, "INSERT INTO volunteers (name, phone, lat, lon, skills, languages, max_active, created_at, updated_at) \
                VALUES ('近邻', '+8613900000001', 29.5610, 106.5710, 'repair;errands;companion', 'zh', 3, 0, 0)").await;
-}
-
-/// Posts a webhook signed as Twilio signs it.
-async fn post_signed(
-    app: &TestApp,
-    path_and_query: &str,
-    params: &[(&str, &str)],
-) -> (u16, String) {
-    let owned: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let sig = expected_signature(AUTH_TOKEN, &format!("{PUBLIC_URL}{path_and_query}"), &owned);
-    let r = app
-        .client
-        .post(app.url(path_and_query))
-        .header("X-Twilio-Signature", sig)
-        .form(&owned)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 async fn sms(app: &TestApp, sid: &str, from: &str, body: &str) -> String {

@@ -210,19 +210,7 @@ pub async fn settle_assignment(
             )
             .await?;
         } else {
-            outbox::queue(
-                client,
-                tx,
-                from,
-                Outgoing {
-                    kind: Kind::Sms,
-                    to: &phone,
-                    body: &text,
-                    request_id: Some(req.id),
-                    offer_id: None,
-                },
-            )
-            .await?;
+            outbox::queue(client, tx, from, Outgoing::sms(&phone, &text, Some(req.id))).await?;
         }
     }
     Ok(details)

@@ -443,13 +443,7 @@ pub async fn escalate(
             client,
             tx,
             &deps.config.hotline_number,
-            Outgoing {
-                kind: Kind::Sms,
-                to: &ops,
-                body: &body,
-                request_id: Some(req.id),
-                offer_id: None,
-            },
+            Outgoing::sms(&ops, &body, Some(req.id)),
         )
         .await?;
     }

@@ -14,7 +14,7 @@ use super::messages;
 use crate::config::ClockRange;
 use crate::domain::{Category, GeoPoint, Grade, Language, PhoneNumber};
 use crate::jobs::JobDeps;
-use crate::outbox::{self, Kind, Outgoing};
+use crate::outbox::{self, Outgoing};
 use crate::store::{EventInput, Tx, append_event, now_ms};
 use riverqueue::Client;
 use serde_json::{Value, json};
@@ -211,13 +211,7 @@ pub async fn assign(
         client,
         &mut tx,
         &deps.config.hotline_number,
-        Outgoing {
-            kind: Kind::Sms,
-            to: &to,
-            body: &details,
-            request_id: Some(request_id),
-            offer_id: None,
-        },
+        Outgoing::sms(&to, &details, Some(request_id)),
     )
     .await?;
     tx.commit().await?;
@@ -275,13 +269,7 @@ pub async fn cancel(
             client,
             &mut tx,
             &deps.config.hotline_number,
-            Outgoing {
-                kind: Kind::Sms,
-                to: &to,
-                body: &body,
-                request_id: Some(request_id),
-                offer_id: None,
-            },
+            Outgoing::sms(&to, &body, Some(request_id)),
         )
         .await?;
     }

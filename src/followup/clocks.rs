@@ -7,7 +7,7 @@ use crate::dispatch::cascade::{RequestForDispatch, load_request};
 use crate::dispatch::messages;
 use crate::domain::{Category, EscalationReason, Grade, Language, Status};
 use crate::jobs::{JobDeps, SlaClock};
-use crate::outbox::{self, Kind, Outgoing};
+use crate::outbox::{self, Outgoing};
 use crate::store::{EventInput, Tx, append_event, now_ms};
 use riverqueue::Client;
 use serde::{Deserialize, Serialize};
@@ -315,13 +315,7 @@ pub async fn run(
             client,
             &mut tx,
             &config.hotline_number,
-            Outgoing {
-                kind: Kind::Sms,
-                to: &to,
-                body: &body,
-                request_id: Some(request_id),
-                offer_id: None,
-            },
+            Outgoing::sms(&to, &body, Some(request_id)),
         )
         .await?;
     }

@@ -217,13 +217,7 @@ pub async fn thank_by_sms(
         client,
         tx,
         &deps.config.hotline_number,
-        crate::outbox::Outgoing {
-            kind: crate::outbox::Kind::Sms,
-            to: &to,
-            body: &body,
-            request_id: Some(f.request_id),
-            offer_id: None,
-        },
+        crate::outbox::Outgoing::sms(&to, &body, Some(f.request_id)),
     )
     .await?;
     Ok(())

@@ -519,13 +519,7 @@ async fn notify_operators(
             &state.jobs,
             tx,
             &state.config.hotline_number,
-            crate::outbox::Outgoing {
-                kind: crate::outbox::Kind::Sms,
-                to: ops,
-                body: &body,
-                request_id: Some(request_id),
-                offer_id: None,
-            },
+            crate::outbox::Outgoing::sms(ops, &body, Some(request_id)),
         )
         .await?;
     }

@@ -29,6 +29,19 @@ pub struct Outgoing<'a> {
     pub offer_id: Option<i64>,
 }
 
+impl<'a> Outgoing<'a> {
+    /// An SMS that answers no particular offer (most of them).
+    pub fn sms(to: &'a PhoneNumber, body: &'a str, request_id: Option<i64>) -> Self {
+        Outgoing {
+            kind: Kind::Sms,
+            to,
+            body,
+            request_id,
+            offer_id: None,
+        }
+    }
+}
+
 /// Writes an outbox row and its send job inside `tx`.
 pub async fn queue(
     client: &Client,

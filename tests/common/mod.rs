@@ -262,3 +262,30 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// POSTs a webhook signed as Twilio signs it (for `PUBLIC_URL` with `AUTH_TOKEN`);
+/// the answer's status and body.
+pub async fn post_signed(
+    app: &TestApp,
+    path_and_query: &str,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let owned: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sig = hotline580::telephony::signature::expected_signature(
+        AUTH_TOKEN,
+        &format!("{PUBLIC_URL}{path_and_query}"),
+        &owned,
+    );
+    let r = app
+        .client
+        .post(app.url(path_and_query))
+        .header("X-Twilio-Signature", sig)
+        .form(&owned)
+        .send()
+        .await
+        .expect("request sent");
+    (r.status().as_u16(), r.text().await.expect("a body"))
+}
