@@ -93,7 +93,7 @@ async fn red_request(app: &TestApp) -> i64 {
     .fetch_one(c)
     .await)
     .unwrap();
-    hotline580::dispatch::cascade::start(&app.state.jobs, &mut tx, id)
+    hotline580::dispatch::cascade::start(&app.state.job_deps(), &app.state.jobs, &mut tx, id)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -713,13 +713,14 @@ async fn a_retried_step_gets_the_same_twiml_and_has_its_effect_once(backend: Bac
     )
     .await;
     assert_eq!(classified, 1, "classified once");
-    let jobs: i64 = hotline580::on_db!(&app.state.db, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM river_job WHERE kind = 'dispatch_wave'"
+    // The first wave is offered inside the classification's transaction: once.
+    let offers = count(
+        &app,
+        "SELECT COUNT(*) FROM offers WHERE request_id = $1",
+        r.id,
     )
-    .fetch_one(c)
-    .await)
-    .unwrap();
-    assert_eq!(jobs, 1, "dispatch started once");
+    .await;
+    assert_eq!(offers, 1, "dispatch started once");
     assert_eq!(requests(&app).await.len(), 1);
 }
 
@@ -769,6 +770,77 @@ async fn keys_one_one_and_a_recording_make_a_repair_request_seen_in_the_api(back
     assert_eq!(sms[0].to, VOLUNTEER);
 }
 
+/// A hotline whose script acts at its first node: a line where every stranger's call is
+/// a repair (say, a building's fault line). The first webhook classifies, and dispatch
+/// runs in the same transaction; a stranger has no position, so the request is escalated
+/// at once (`no_volunteer`); then `9` still makes it an emergency.
+async fn a_script_that_acts_at_its_first_node_and_nine_after_an_escalation(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ivr-scripts/default.toml"),
+    )
+    .unwrap()
+    .replace("unknown = \"welcome\"", "unknown = \"fault_line\"");
+    let script = format!(
+        "{script}\n[nodes.fault_line]\nkind = \"classify\"\ncategory = \"repair\"\nnext = \"welcome\"\n"
+    );
+    std::fs::write(dir.path().join("default.toml"), script).unwrap();
+    let scripts_dir = dir.path().display().to_string();
+    let (app, twilio) = spawn(
+        backend,
+        &[
+            ("HOTLINE580__IVR__SCRIPTS_DIR", scripts_dir.as_str()),
+            ("HOTLINE580__OPERATORS__PHONE", OPERATORS),
+            ("HOTLINE580__EMERGENCY__NUMBER", "112"),
+        ],
+    )
+    .await;
+    let mut call = Call::start(&app, "CAfault", STRANGER).await;
+    assert!(call.waits_for_keys(), "{}", call.twiml);
+    let r = request_of(&app, "CAfault").await;
+    assert_eq!(
+        (
+            r.category.as_deref(),
+            r.status.as_str(),
+            r.escalation_reason.as_deref()
+        ),
+        (Some("repair"), "escalated", Some("no_volunteer")),
+        "classified and dispatched with the first webhook"
+    );
+    // Twilio retries the first webhook: the same answer, still one request.
+    let again = post_signed(
+        &app,
+        "/twilio/voice",
+        &[("CallSid", "CAfault"), ("From", STRANGER), ("To", HOTLINE)],
+    )
+    .await;
+    assert_eq!(again, call.twiml);
+    assert_eq!(requests(&app).await.len(), 1);
+    call.press("9").await;
+    assert_eq!(call.dials().as_deref(), Some("112"), "{}", call.twiml);
+    let r = request_of(&app, "CAfault").await;
+    assert_eq!(
+        (
+            r.category.as_deref(),
+            r.grade.as_deref(),
+            r.status.as_str(),
+            r.escalation_reason.as_deref()
+        ),
+        (
+            Some("emergency"),
+            Some("red"),
+            "escalated",
+            Some("emergency")
+        ),
+        "an emergency outranks an earlier escalation"
+    );
+    // The operators' phone hears of both escalations.
+    let sms = twilio
+        .wait_for_messages(2, std::time::Duration::from_secs(15))
+        .await;
+    assert!(sms.iter().all(|m| m.to == OPERATORS), "{sms:?}");
+}
+
 on_both_backends!(
     a_known_caller_is_greeted_by_name_and_each_menu_key_classifies,
     an_unknown_caller_records_name_and_address,
@@ -782,4 +854,5 @@ on_both_backends!(
     nine_dials_emergency_and_grades_red,
     a_retried_step_gets_the_same_twiml_and_has_its_effect_once,
     keys_one_one_and_a_recording_make_a_repair_request_seen_in_the_api,
+    a_script_that_acts_at_its_first_node_and_nine_after_an_escalation,
 );

@@ -24,6 +24,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The watcher of new events behind `GET /api/events`.
     pub live: crate::http::live::LiveEvents,
+    /// Stores new calls together (group commit): the first webhook of each call.
+    pub intake: crate::store::call_intake::CallIntake,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl Application {
         ));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let state = AppState {
+            intake: crate::store::call_intake::CallIntake::start(db.clone()),
             limits,
             live: crate::http::live::LiveEvents::new(db.clone(), shutdown.clone()),
             shutdown,

@@ -185,18 +185,16 @@ async fn pending_offers(tx: &mut Tx, request_id: i64) -> sqlx::Result<i64> {
     .await)
 }
 
-/// Starts dispatch for a newly classified request, inside the classification's transaction.
-pub async fn start(client: &Client, tx: &mut Tx, request_id: i64) -> anyhow::Result<()> {
-    crate::jobs::enqueue(
-        client,
-        tx,
-        DispatchWave {
-            request_id,
-            wave: 1,
-        },
-        InsertOpts::default(),
-    )
-    .await
+/// Starts dispatch for a newly classified request, inside the classification's
+/// transaction: the first wave is chosen and its offers queued right here, so
+/// the first SMS is one job away from the caller's key press rather than two.
+pub async fn start(
+    deps: &JobDeps,
+    client: &Client,
+    tx: &mut Tx,
+    request_id: i64,
+) -> anyhow::Result<()> {
+    offer_wave(deps, client, tx, request_id, 1).await
 }
 
 /// The `dispatch_wave` job: offers the request to the next wave, widening the
@@ -207,16 +205,28 @@ pub async fn run_wave(
     request_id: i64,
     wave: i64,
 ) -> anyhow::Result<()> {
-    let settings = &deps.config.settings.dispatch;
     let mut tx = deps.db.begin().await?;
-    let Some(req) = load_request(&mut tx, request_id).await? else {
-        tx.rollback().await?;
+    offer_wave(deps, client, &mut tx, request_id, wave).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Offers the request to wave `wave` (or the first wider one that finds
+/// somebody) inside `tx`; escalates it when nobody is left to ask.
+async fn offer_wave(
+    deps: &JobDeps,
+    client: &Client,
+    tx: &mut Tx,
+    request_id: i64,
+    wave: i64,
+) -> anyhow::Result<()> {
+    let settings = &deps.config.settings.dispatch;
+    let Some(req) = load_request(tx, request_id).await? else {
         return Ok(());
     };
     // Stale job: the request has moved on (accepted, cancelled, or a later wave ran).
     let dispatchable = req.status == "offering" || (req.status == "escalated" && req.wave > 0);
     if !dispatchable || req.wave >= wave {
-        tx.rollback().await?;
         return Ok(());
     }
     let category: Category = req
@@ -256,7 +266,7 @@ pub async fn run_wave(
                 local_time: local.time(),
             };
             let size = settings.wave_sizes.size(grade, this_wave as u32) as usize;
-            chosen = choose(&mut tx, request_id, &need, deps.config.quiet_hours, size).await?;
+            chosen = choose(tx, request_id, &need, deps.config.quiet_hours, size).await?;
             if !chosen.is_empty() {
                 break;
             }
@@ -268,11 +278,11 @@ pub async fn run_wave(
         }
     }
     if chosen.is_empty() {
-        let still_pending = pending_offers(&mut tx, request_id).await?;
+        let still_pending = pending_offers(tx, request_id).await?;
         if still_pending == 0 && req.status == "offering" {
             escalate(
                 client,
-                &mut tx,
+                tx,
                 deps,
                 &req,
                 EscalationReason::NoVolunteer,
@@ -280,10 +290,9 @@ pub async fn run_wave(
             )
             .await?;
         }
-        tx.commit().await?;
         return Ok(());
     }
-    crate::on_tx!(&mut tx, |c| sqlx::query(
+    crate::on_tx!(tx, |c| sqlx::query(
         "UPDATE requests SET wave = $2, updated_at = $3 WHERE id = $1"
     )
     .bind(request_id)
@@ -307,7 +316,7 @@ pub async fn run_wave(
     .collect();
     for (v, distance_m) in &chosen {
         let (offer_id, code) = super::assignment::insert_offer(
-            &mut tx,
+            tx,
             super::assignment::NewOffer {
                 request_id,
                 volunteer_id: v.id,
@@ -319,7 +328,7 @@ pub async fn run_wave(
             },
         )
         .await?;
-        crate::on_tx!(&mut tx, |c| sqlx::query(
+        crate::on_tx!(tx, |c| sqlx::query(
             "UPDATE volunteers SET last_offered_at = $2 WHERE id = $1"
         )
         .bind(v.id)
@@ -348,7 +357,7 @@ pub async fn run_wave(
         let to = PhoneNumber::from_e164(&v.phone)?;
         outbox::queue(
             client,
-            &mut tx,
+            tx,
             &deps.config.hotline_number,
             Outgoing {
                 kind: Kind::Sms,
@@ -361,13 +370,13 @@ pub async fn run_wave(
         .await?;
         crate::jobs::enqueue(
             client,
-            &mut tx,
+            tx,
             OfferExpiry { offer_id },
             crate::jobs::at(expires_at),
         )
         .await?;
         append_event(
-            &mut tx,
+            tx,
             EventInput {
                 request_id: Some(request_id),
                 kind: "offer.sent",
@@ -377,7 +386,6 @@ pub async fn run_wave(
         )
         .await?;
     }
-    tx.commit().await?;
     metrics::counter!("hotline580_offers_sent_total").increment(chosen.len() as u64);
     Ok(())
 }

@@ -338,7 +338,7 @@ pub async fn reoffer(
         json!({ "status": "offering", "from": status, "reoffer": true }),
     )
     .await?;
-    cascade::start(client, &mut tx, request_id).await?;
+    cascade::start(deps, client, &mut tx, request_id).await?;
     tx.commit().await?;
     Ok(())
 }

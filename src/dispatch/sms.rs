@@ -488,7 +488,7 @@ async fn resident_text(
     .await?;
     crate::followup::clocks::start(client, tx, &deps.config, request_id).await?;
     if status == "offering" {
-        cascade::start(client, tx, request_id).await?;
+        cascade::start(deps, client, tx, request_id).await?;
         return Ok(Handled {
             reply: None,
             request_id: Some(request_id),

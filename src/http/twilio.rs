@@ -5,6 +5,7 @@
 use crate::app::AppState;
 use crate::domain::{Category, EscalationReason, Grade, Language, PhoneNumber};
 use crate::ivr::{self, Action, CallState, Effect, Input, KnownCaller, Speak, StepContext};
+use crate::store::call_intake::{NewCall, Recorded, insert_new_calls};
 use crate::store::{EventInput, Tx, append_event, now_ms};
 use axum::Router;
 use axum::extract::{FromRequest, OriginalUri, Request, State};
@@ -209,13 +210,9 @@ async fn voice_start_inner(state: &AppState, form: &TwilioForm) -> anyhow::Resul
     {
         return Ok(too_many_calls(state)); // nothing stored: a flood writes nothing
     }
-    let mut tx = state.db.begin().await?;
-    if let Some(prev) = stored_step(&mut tx, call_sid, "start").await? {
-        tx.rollback().await?;
-        return Ok(twiml(prev)); // Twilio retried: same answer, no second request
-    }
+    // A read outside any write transaction: writers wait for nobody's lookups.
     let resident: Option<(i64, String, String, String)> = match &caller {
-        Some(p) => crate::on_tx!(&mut tx, |c| sqlx::query_as(
+        Some(p) => crate::on_db!(&state.db, |c| sqlx::query_as(
             "SELECT id, name, language, address FROM residents WHERE phone = $1"
         )
         .bind(p.as_str())
@@ -231,29 +228,6 @@ async fn voice_start_inner(state: &AppState, form: &TwilioForm) -> anyhow::Resul
             address: Some(address.clone()).filter(|a| !a.is_empty()),
         });
     let language = known.as_ref().map(|k| k.language).unwrap_or(Language::Zh);
-    let now = now_ms();
-    let request_id: i64 = crate::on_tx!(&mut tx, |c| {
-        sqlx::query_scalar(
-        "INSERT INTO requests (status, channel, language, resident_id, caller_phone, created_at, updated_at) \
-         VALUES ('new', 'voice', $1, $2, $3, $4, $4) RETURNING id"
-    )
-    .bind(language.as_str())
-    .bind(resident.as_ref().map(|r| r.0))
-    .bind(caller.as_ref().map(|p| p.as_str().to_string()).or_else(|| form.get("From").map(str::to_string)))
-    .bind(now)
-    .fetch_one(c)
-    .await
-    })?;
-    append_event(
-        &mut tx,
-        EventInput {
-            request_id: Some(request_id),
-            kind: "request.created",
-            actor: "resident",
-            data: json!({ "channel": "voice", "call_sid": call_sid }),
-        },
-    )
-    .await?;
     let result = ivr::step(
         &state.script,
         &CallState::default(),
@@ -261,25 +235,40 @@ async fn voice_start_inner(state: &AppState, form: &TwilioForm) -> anyhow::Resul
         &context(state),
     );
     let body = ivr::render(&result.actions);
-    crate::on_tx!(&mut tx, |c| {
-        sqlx::query(
-        "INSERT INTO calls (call_sid, request_id, from_phone, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)"
-    )
-    .bind(call_sid)
-    .bind(request_id)
-    .bind(form.get("From").unwrap_or(""))
-    .bind(serde_json::to_string(&result.state)?)
-    .bind(now)
-    .execute(c)
-    .await
-    .map(|_| ())
-    })?;
-    apply_effects(state, &mut tx, request_id, &result.effects).await?;
-    store_step(&mut tx, call_sid, "start", &body).await?;
-    store_step(&mut tx, call_sid, &result.state.seq.to_string(), &body).await?;
-    tx.commit().await?;
-    metrics::counter!("hotline580_calls_total").increment(1);
-    Ok(twiml(body))
+    let call = NewCall {
+        call_sid: call_sid.to_string(),
+        from: form.get("From").unwrap_or("").to_string(),
+        caller_phone: caller
+            .as_ref()
+            .map(|p| p.as_str().to_string())
+            .or_else(|| form.get("From").map(str::to_string)),
+        resident_id: resident.as_ref().map(|r| r.0),
+        language: language.as_str().to_string(),
+        state: serde_json::to_string(&result.state)?,
+        seq: result.state.seq.to_string(),
+        twiml: body.clone(),
+    };
+    let recorded = if result.effects.is_empty() {
+        // The common case: stored with the calls arriving beside it.
+        state.intake.record(call).await?
+    } else {
+        // A script whose first node already acts (classifies, transfers): the
+        // call and what it set off commit together.
+        let mut tx = state.db.begin().await?;
+        let recorded = insert_new_calls(&mut tx, &[&call]).await?.remove(0);
+        if let Recorded::New { request_id } = recorded {
+            apply_effects(state, &mut tx, request_id, &result.effects).await?;
+        }
+        tx.commit().await?;
+        recorded
+    };
+    Ok(match recorded {
+        Recorded::New { .. } => {
+            metrics::counter!("hotline580_calls_total").increment(1);
+            twiml(body)
+        }
+        Recorded::Retried { twiml: prev } => twiml(prev), // Twilio retried: same answer
+    })
 }
 
 /// `POST /twilio/voice/step?seq=N`: the next step of a call.
@@ -353,7 +342,8 @@ async fn apply_effects(
             }
             Effect::Emergency => {
                 let changed = set(tx, request_id, "UPDATE requests SET category = 'emergency', grade = 'red', status = 'escalated', \
-                    escalation_reason = 'emergency', classified_at = $2, updated_at = $2 WHERE id = $1 AND status IN ('new', 'offering')", now).await?;
+                    escalation_reason = 'emergency', classified_at = COALESCE(classified_at, $2), updated_at = $2 WHERE id = $1 \
+                    AND (status IN ('new', 'offering') OR (status = 'escalated' AND COALESCE(escalation_reason, '') <> 'emergency'))", now).await?;
                 if changed > 0 {
                     append_event(tx, EventInput { request_id: Some(request_id), kind: "request.status", actor: "resident", data: json!({ "status": "escalated", "escalation_reason": "emergency" }) }).await?;
                     append_event(
@@ -500,7 +490,7 @@ async fn classify(
         .await?;
     }
     crate::followup::clocks::start(&state.jobs, tx, &state.config, request_id).await?;
-    crate::dispatch::cascade::start(&state.jobs, tx, request_id).await
+    crate::dispatch::cascade::start(&state.job_deps(), &state.jobs, tx, request_id).await
 }
 
 async fn notify_operators(

@@ -146,9 +146,12 @@ pub fn build_client(deps: JobDeps) -> anyhow::Result<Client> {
         .with_rescue_after(lease)
         .with_scheduler_interval(Duration::from_millis(500))
         .with_elect_interval(Duration::from_secs(2));
-    let builder = match &deps.db {
-        Db::Sqlite(pool) => Client::builder(pool.clone()),
-        Db::Postgres(pool) => Client::builder(pool.clone()),
+    // PostgreSQL wakes the client at once with LISTEN/NOTIFY; SQLite has no
+    // such wake-up for jobs inserted in our own transactions, so it polls
+    // often: a queued offer SMS waits at most this long before it is sent.
+    let (builder, poll) = match &deps.db {
+        Db::Sqlite(pool) => (Client::builder(pool.clone()), Duration::from_millis(20)),
+        Db::Postgres(pool) => (Client::builder(pool.clone()), Duration::from_millis(100)),
     };
     let client = builder
         .workers(workers)
@@ -156,7 +159,7 @@ pub fn build_client(deps: JobDeps) -> anyhow::Result<Client> {
             "default",
             QueueConfig::new(16)
                 .with_fetch_cooldown(Duration::from_millis(20))
-                .with_fetch_poll_interval(Duration::from_millis(100)),
+                .with_fetch_poll_interval(poll),
         )
         // Every job finishes well inside the lease, so a rescue means a dead instance.
         .job_timeout(lease.mul_f64(0.8))
@@ -179,7 +182,7 @@ pub async fn enqueue<A: JobArgs + Send>(
             client.insert(args).opts(opts).tx(t.transaction()).await?;
         }
         Tx::Postgres(t) => {
-            client.insert(args).opts(opts).tx(t).await?;
+            client.insert(args).opts(opts).tx(t.transaction()).await?;
         }
     }
     Ok(())

@@ -14,9 +14,9 @@ pub struct EventInput<'a> {
     pub data: Value,
 }
 
-/// Appends an event inside `tx` and returns its id. On PostgreSQL a
-/// `NOTIFY hotline580_events` tells every instance's live stream (delivered
-/// at commit, so only committed events are announced).
+/// Appends an event inside `tx` and returns its id. On PostgreSQL the
+/// transaction's commit sends `NOTIFY hotline580_events` with its newest event,
+/// which tells every instance's live stream (only committed events are announced).
 pub async fn append_event(tx: &mut Tx, ev: EventInput<'_>) -> DbResult<i64> {
     let data = ev.data.to_string();
     let at = now_ms();
@@ -30,11 +30,6 @@ pub async fn append_event(tx: &mut Tx, ev: EventInput<'_>) -> DbResult<i64> {
             .fetch_one(c)
             .await
     })?;
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT pg_notify('hotline580_events', $1)")
-            .bind(id.to_string())
-            .execute(&mut **t)
-            .await?;
-    }
+    tx.wrote_event(id);
     Ok(id)
 }

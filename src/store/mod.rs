@@ -6,6 +6,7 @@
 //! placeholders, `RETURNING`, `ON CONFLICT`) serves both, and the tests on
 //! both catch drift.
 
+pub mod call_intake;
 pub mod events;
 pub mod maintenance;
 pub mod requests;
@@ -29,7 +30,7 @@ pub enum Db {
 /// A write transaction on either backend; River's `.tx` accepts the inner one.
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
 }
 
 /// Runs the same query code against whichever pool `Db` holds.
@@ -143,7 +144,10 @@ impl Db {
                     _turn: turn,
                 })
             }
-            Db::Postgres(pool) => Tx::Postgres(riverqueue::database::begin_postgres(pool).await?),
+            Db::Postgres(pool) => Tx::Postgres(PgTx {
+                tx: riverqueue::database::begin_postgres(pool).await?,
+                newest_event: None,
+            }),
         })
     }
 
@@ -211,18 +215,62 @@ impl std::ops::DerefMut for SqliteTx {
     }
 }
 
+/// A PostgreSQL transaction that announces its newest event when it commits.
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    /// The newest `events` row written in this transaction, if any.
+    pub(crate) newest_event: Option<i64>,
+}
+
+impl PgTx {
+    /// The transaction itself, for River's transactional inserts.
+    pub fn transaction(&mut self) -> &mut Transaction<'static, Postgres> {
+        &mut self.tx
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}
+
 impl Tx {
     pub async fn commit(self) -> DbResult<()> {
         match self {
             Tx::Sqlite(t) => t.tx.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            Tx::Postgres(mut t) => {
+                // One notification per transaction, not per event: each costs a
+                // round trip, and the live streams read every event after it anyway.
+                if let Some(id) = t.newest_event {
+                    sqlx::query("SELECT pg_notify('hotline580_events', $1)")
+                        .bind(id.to_string())
+                        .execute(&mut *t.tx)
+                        .await?;
+                }
+                t.tx.commit().await
+            }
         }
     }
 
     pub async fn rollback(self) -> DbResult<()> {
         match self {
             Tx::Sqlite(t) => t.tx.rollback().await,
-            Tx::Postgres(t) => t.rollback().await,
+            Tx::Postgres(t) => t.tx.rollback().await,
+        }
+    }
+
+    /// Notes an event written in this transaction (announced at commit on PostgreSQL).
+    pub(crate) fn wrote_event(&mut self, id: i64) {
+        if let Tx::Postgres(t) = self {
+            t.newest_event = Some(t.newest_event.map_or(id, |n| n.max(id)));
         }
     }
 }
