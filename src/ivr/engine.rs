@@ -297,7 +297,7 @@ impl<'a> Run<'a> {
     fn is_emergency(&self, input: &Input) -> bool {
         match input {
             Input::Digits(d) => words::key(d).as_deref() == Some(&self.script.keys.emergency),
-            Input::Speech(t) => words::best_match(t, &self.script.words.emergency).is_some(),
+            Input::Speech(t) => self.script.hear(t).emergency(),
             _ => false,
         }
     }
@@ -393,35 +393,38 @@ impl<'a> Run<'a> {
     }
 
     fn said(&mut self, text: &str, node: &Node) {
-        let w = &self.script.words;
-        if words::best_match(text, &w.emergency).is_some() {
-            let e = self.script.emergency.clone();
+        // Read once against every word list; the lists are then asked in this order.
+        let script: &'a Script = self.script;
+        let heard = script.hear(text);
+        if heard.emergency() {
+            let e = script.emergency.clone();
             return self.enter(&e, 0);
         }
-        if words::best_match(text, &w.operator).is_some() {
-            let o = self.script.operator.clone();
+        if heard.operator() {
+            let o = script.operator.clone();
             return self.enter(&o, 0);
         }
-        let switch = w
+        let switch = script
+            .words
             .switch
-            .iter()
-            .filter(|(l, _)| **l != self.state.language && self.script.languages.contains(l))
-            .find(|(_, list)| words::best_match(text, list).is_some())
-            .map(|(l, _)| *l);
+            .keys()
+            .copied()
+            .filter(|l| *l != self.state.language && script.languages.contains(l))
+            .find(|l| heard.switch(*l));
         if let Some(l) = switch {
             return self.switch_language(l, node);
         }
-        if words::best_match(text, &w.repeat).is_some() {
+        if heard.repeat() {
             return self.show(node, 0);
         }
-        if let Some(d) = words::spoken_digit(text) {
+        if let Some(d) = heard.spoken_digit() {
             return self.pressed(&d.to_string(), node);
         }
         match &node.kind {
             NodeKind::Menu { choices, .. } => {
                 let mut best: Option<(usize, &str)> = None;
-                for c in choices {
-                    if let Some(len) = words::best_match(text, &c.words)
+                for (c, len) in choices.iter().zip(heard.choices(node)) {
+                    if let Some(len) = len
                         && best.is_none_or(|(b, _)| len > b)
                     {
                         best = Some((len, &c.goto));
@@ -432,16 +435,12 @@ impl<'a> Run<'a> {
                     return self.enter(&goto, 0);
                 }
             }
-            NodeKind::YesNo { .. } => {
-                let yes = words::best_match(text, &w.yes);
-                let no = words::best_match(text, &w.no);
-                match (yes, no) {
-                    (Some(y), Some(n)) if y > n => return self.answered_yes_no(true, node),
-                    (Some(_), None) => return self.answered_yes_no(true, node),
-                    (_, Some(_)) => return self.answered_yes_no(false, node),
-                    _ => {}
-                }
-            }
+            NodeKind::YesNo { .. } => match (heard.yes(), heard.no()) {
+                (Some(y), Some(n)) if y > n => return self.answered_yes_no(true, node),
+                (Some(_), None) => return self.answered_yes_no(true, node),
+                (_, Some(_)) => return self.answered_yes_no(false, node),
+                _ => {}
+            },
             _ => {}
         }
         self.miss(node)

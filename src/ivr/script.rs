@@ -3,6 +3,7 @@
 //! the engine may rely on every node it names existing and every prompt having every
 //! declared language.
 
+use super::words::{Found, Lexicon, Utterance};
 use crate::domain::{Category, Grade, Language};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -211,11 +212,123 @@ pub struct Script {
     pub max_misses: u32,
     pub max_steps: u64,
     pub nodes: BTreeMap<String, Node>,
+    /// `words` and every menu choice's words, normalised once at load for
+    /// [`Script::hear`]. Built by [`parse_script`]: a script whose lists are edited
+    /// afterwards must be parsed again.
+    hearing: Hearing,
+}
+
+/// The numbers of the script's word lists in its [`Lexicon`]: the global lists, then
+/// `switch` in its order, then each menu's choices in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hearing {
+    lexicon: Lexicon,
+    /// Each menu node's first choice list (the others follow it).
+    choices: BTreeMap<String, usize>,
+}
+
+const EMERGENCY: usize = 0;
+const OPERATOR: usize = 1;
+const REPEAT: usize = 2;
+const YES: usize = 3;
+const NO: usize = 4;
+const SWITCH: usize = 5;
+
+impl Hearing {
+    fn new(words: &GlobalWords, nodes: &BTreeMap<String, Node>) -> Hearing {
+        let mut lists: Vec<&[String]> = vec![
+            &words.emergency,
+            &words.operator,
+            &words.repeat,
+            &words.yes,
+            &words.no,
+        ];
+        lists.extend(words.switch.values().map(Vec::as_slice));
+        let mut choices = BTreeMap::new();
+        for node in nodes.values() {
+            if let NodeKind::Menu { choices: c, .. } = &node.kind {
+                choices.insert(node.name.clone(), lists.len());
+                lists.extend(c.iter().map(|c| c.words.as_slice()));
+            }
+        }
+        Hearing {
+            lexicon: Lexicon::new(lists),
+            choices,
+        }
+    }
+}
+
+/// What the caller said, read once against every word list of the script (the rules of
+/// `words::best_match` for each list).
+pub(crate) struct Heard<'s> {
+    script: &'s Script,
+    utterance: Utterance,
+    lists: Found,
+}
+
+impl Heard<'_> {
+    pub fn emergency(&self) -> bool {
+        self.lists.best(EMERGENCY).is_some()
+    }
+
+    pub fn operator(&self) -> bool {
+        self.lists.best(OPERATOR).is_some()
+    }
+
+    pub fn repeat(&self) -> bool {
+        self.lists.best(REPEAT).is_some()
+    }
+
+    /// The length of the longest yes word said.
+    pub fn yes(&self) -> Option<usize> {
+        self.lists.best(YES)
+    }
+
+    /// The length of the longest no word said.
+    pub fn no(&self) -> Option<usize> {
+        self.lists.best(NO)
+    }
+
+    /// A word switching to `language` was said.
+    pub fn switch(&self, language: Language) -> bool {
+        self.script
+            .words
+            .switch
+            .keys()
+            .position(|l| *l == language)
+            .is_some_and(|i| self.lists.best(SWITCH + i).is_some())
+    }
+
+    /// For each choice of the menu `node`, in order, the length of its longest word said.
+    pub fn choices(&self, node: &Node) -> Vec<Option<usize>> {
+        match (&node.kind, self.script.hearing.choices.get(&node.name)) {
+            (NodeKind::Menu { choices, .. }, Some(first)) => (0..choices.len())
+                .map(|i| self.lists.best(first + i))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The whole utterance is just this digit ("一", "press one").
+    pub fn spoken_digit(&self) -> Option<char> {
+        self.utterance.spoken_digit()
+    }
 }
 
 impl Script {
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name)
+    }
+
+    /// Reads what the caller said once, against all the script's words.
+    pub(crate) fn hear(&self, text: &str) -> Heard<'_> {
+        let utterance = Utterance::new(text);
+        let lists = self.hearing.lexicon.hear(&utterance);
+        Heard {
+            script: self,
+            utterance,
+            lists,
+        }
     }
 
     pub fn default_language(&self) -> Language {
@@ -977,6 +1090,7 @@ pub fn parse_script(file_name: &str, text: &str) -> Result<Script, Vec<ScriptErr
         c.errors.sort_by_key(|e| e.line);
         return Err(c.errors);
     }
+    let hearing = Hearing::new(&words, &nodes);
     Ok(Script {
         file: file_name.to_string(),
         languages,
@@ -996,6 +1110,7 @@ pub fn parse_script(file_name: &str, text: &str) -> Result<Script, Vec<ScriptErr
         max_misses,
         max_steps,
         nodes,
+        hearing,
     })
 }
 

@@ -1034,3 +1034,54 @@ proptest! {
         prop_assert!(back.contains(&clean(&text)) || clean(&text).trim().is_empty());
     }
 }
+
+#[test]
+fn script_words_written_loosely_are_understood_once_the_script_is_loaded() {
+    let mut text = DEFAULT_SCRIPT.to_string();
+    for (from, to) in [
+        (
+            r#"operator.en = ["operator", "real person""#,
+            r#"operator.en = ["operator", " REAL  person!""#,
+        ),
+        (
+            r#"switch.en = ["english""#,
+            r#"switch.en = ["  ＥＮＧＬＩＳＨ ""#,
+        ),
+        (
+            r#"zh = ["其他", "其它", "别的"], en = ["other", "something else"]"#,
+            r#"zh = ["其他", "其它", "别的", "电 梯"], en = ["other", "something else", "  ＬＩＦＴ   Broken! "]"#,
+        ),
+    ] {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replace(from, to);
+    }
+    let s = parse_script("loose.toml", &text).expect("valid script");
+    let after = |inputs: &[Input]| {
+        play(&s, &ctx(true), known("A", Language::Zh), inputs)
+            .pop()
+            .unwrap()
+    };
+    // Each is longer than the repair word it contains ("broken", "坏了"), so it wins.
+    for said in ["The lift broken!", "电梯坏了"] {
+        let r = after(&[digits("1"), speech(said)]);
+        assert!(
+            r.effects.contains(&Effect::Classified {
+                category: Category::Other,
+                grade: Category::Other.default_grade()
+            }),
+            "{said}: {:?}",
+            r.effects
+        );
+    }
+    let r = after(&[digits("1"), speech("get me the real person")]);
+    assert_eq!(dialed(&r).as_deref(), Some("+862363000000"));
+    let r = after(&[speech("English, please")]);
+    assert_eq!(r.state.language, Language::En);
+    // The recogniser's hints still carry the words as the script writes them.
+    let Action::Gather { hints, .. } = &after(&[digits("1")]).actions[0] else {
+        panic!("the menu gathers")
+    };
+    let hints = hints.as_deref().unwrap_or_default();
+    assert!(hints.contains("ＬＩＦＴ   Broken!"), "{hints}");
+    assert!(hints.contains("电 梯"), "{hints}");
+}
