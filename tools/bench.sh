@@ -91,6 +91,8 @@ sleep 0.3
 BARE=$("${LOAD[@]}" closed --target "http://127.0.0.1:$HELLO_PORT" --public-url "$PUBLIC" --token "$TOKEN" --connections 32 --duration "$DURATION" --prefix CAbare)
 echo "$BARE"
 BARE_TPUT=$(echo " $BARE" | field throughput)
+echo "== bare axum handler, open loop at $RATE req/s (the tool's own floor)"
+"${LOAD[@]}" open --target "http://127.0.0.1:$HELLO_PORT" --public-url "$PUBLIC" --token "$TOKEN" --rate "$RATE" --duration "$DURATION" --prefix CAbareopen
 kill $HELLO; wait $HELLO 2>/dev/null || true
 
 new_db() { # backend name -> url
