@@ -219,6 +219,11 @@ async fn the_writer_serves_many_webhooks_at_once(backend: Backend) {
         scalar(&db, "SELECT COUNT(DISTINCT request_id) FROM calls").await,
         60
     );
+    assert!(
+        intake.largest_batch() > 1,
+        "webhooks that arrive together are written together (largest batch {})",
+        intake.largest_batch()
+    );
 }
 
 on_both_backends!(

@@ -9,6 +9,7 @@ use super::{Db, DbResult, Tx, now_ms};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// The first webhook of a call, ready to store: the greeting already rendered.
@@ -44,6 +45,9 @@ const MAX_BATCH: usize = 128;
 #[derive(Clone)]
 pub struct CallIntake {
     queue: mpsc::Sender<Pending>,
+    /// The most calls written in one transaction so far (also the metric
+    /// `hotline580_new_call_batch_size`): shows whether calls are grouped.
+    largest_batch: Arc<AtomicUsize>,
 }
 
 struct Pending {
@@ -59,10 +63,19 @@ impl CallIntake {
         // SQLite writes one transaction at a time anyway; on PostgreSQL a second
         // writer builds its batch while the first waits for its commit's fsync.
         let writers = if db.is_postgres() { 2 } else { 1 };
+        let largest_batch = Arc::new(AtomicUsize::new(0));
         for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), rx.clone()));
+            tokio::spawn(writer(db.clone(), rx.clone(), largest_batch.clone()));
         }
-        CallIntake { queue }
+        CallIntake {
+            queue,
+            largest_batch,
+        }
+    }
+
+    /// The most calls one transaction has held since the start.
+    pub fn largest_batch(&self) -> usize {
+        self.largest_batch.load(Ordering::Relaxed)
     }
 
     /// Stores a new call with the calls arriving beside it; returns after the commit.
@@ -79,7 +92,7 @@ impl CallIntake {
 }
 
 /// Takes whatever is waiting (at least one call) and writes it as one batch.
-async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, largest: Arc<AtomicUsize>) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -95,6 +108,8 @@ async fn writer(db: Db, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
             }
             batch
         };
+        largest.fetch_max(batch.len(), Ordering::Relaxed);
+        metrics::histogram!("hotline580_new_call_batch_size").record(batch.len() as f64);
         write_batch(&db, batch).await;
     }
 }
